@@ -1,0 +1,52 @@
+"""The JSON shapes of API.md."""
+
+from ..extensions import db
+from ..models import Conversion, Customer, Signup
+from ..services.codes import primary_code, referral_url
+from ..services.stats import customer_counts
+
+
+def _external_id(customer_id: int | None) -> str | None:
+    if customer_id is None:
+        return None
+    return db.session.get(Customer, customer_id).external_id
+
+
+def customer(row: Customer, *, detail: bool = False) -> dict:
+    code = primary_code(row)
+    answer = {
+        "id": row.id,
+        "external_id": row.external_id,
+        "program": row.program.slug,
+        "referral_code": code.code if code else None,
+        "referral_url": referral_url(code.code) if code else None,
+    }
+    if detail:
+        answer["counts"] = customer_counts(row)
+        answer["balances"] = {}  # filled by the rewards ledger
+    return answer
+
+
+def signup(row: Signup) -> dict:
+    referrer_id = row.referral.referrer_id if row.referral else None
+    return {
+        "referral_id": row.referral_id,
+        "attributed": row.referral_id is not None,
+        "referrer_external_id": _external_id(referrer_id),
+        "reason": row.reason,
+    }
+
+
+def conversion(row: Conversion) -> dict:
+    return {
+        "conversion_id": row.id,
+        "order_id": row.order_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "occurred_at": row.occurred_at.isoformat(),
+        "attributed": row.referrer_id is not None,
+        "matched_by": row.matched_by,
+        "referrer_external_id": _external_id(row.referrer_id),
+        "reason": row.reason,
+        "rewards": [],  # reward lines are added by the rewards ledger
+    }

@@ -1,0 +1,92 @@
+from flask import jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..services.conversions import (NewConversion, get_conversion, record_conversion,
+                                    request_hash)
+from ..services.customers import find_customer, find_or_add_customer
+from ..services.errors import NotFound, ServiceError
+from ..services.programs import get_program
+from ..services.signups import record_signup
+from . import answers, bp, parse
+
+
+def _created(payload: dict, created: bool):
+    return jsonify(payload), 201 if created else 200
+
+
+@bp.post("/customers")
+def create_customer():
+    data = parse.body()
+    parse.no_unknown(data, {"external_id", "email", "name", "program"})
+    external_id = parse.text(data, "external_id", required=True)
+    email = parse.email(data, required=True)
+    name = parse.text(data, "name", max_length=120)
+    program = get_program(parse.text(data, "program", max_length=64))
+    for _ in range(3):
+        try:
+            row, created = find_or_add_customer(program, external_id, email, name)
+            db.session.commit()
+            return _created(answers.customer(row), created)
+        except IntegrityError:
+            db.session.rollback()  # a racing request added them first; read theirs
+        except ServiceError:
+            db.session.rollback()
+            raise
+    raise ServiceError("The customer collided with another request; send it again.",
+                       code="conflict")
+
+
+@bp.get("/customers/<external_id>")
+def show_customer(external_id: str):
+    program = get_program(request.args.get("program"))
+    row = find_customer(program, external_id, None)
+    if row is None:
+        raise NotFound(f"No customer has the external_id {external_id}.", field="external_id")
+    return jsonify(answers.customer(row, detail=True))
+
+
+@bp.post("/signups")
+def create_signup():
+    data = parse.body()
+    parse.no_unknown(data, {"email", "external_id", "name", "referral_code", "visitor_id",
+                            "program"})
+    result = record_signup(
+        get_program(parse.text(data, "program", max_length=64)),
+        email=parse.email(data, required=True),
+        external_id=parse.text(data, "external_id"),
+        name=parse.text(data, "name", max_length=120),
+        referral_code=parse.text(data, "referral_code", max_length=32),
+        visitor_id=parse.text(data, "visitor_id", max_length=32),
+        source="api",
+    )
+    return _created(answers.signup(result.signup), result.created)
+
+
+@bp.post("/conversions")
+def create_conversion():
+    data = parse.body()
+    parse.no_unknown(data, {"order_id", "external_id", "email", "name", "amount", "currency",
+                            "occurred_at", "referral_code", "visitor_id", "program"})
+    new = NewConversion(
+        order_id=parse.text(data, "order_id", required=True),
+        external_id=parse.text(data, "external_id"),
+        email=parse.email(data),
+        name=parse.text(data, "name", max_length=120),
+        amount=parse.amount(data),
+        currency=parse.currency(data),
+        occurred_at=parse.timestamp(data),
+        referral_code=parse.text(data, "referral_code", max_length=32),
+        visitor_id=parse.text(data, "visitor_id", max_length=32),
+    )
+    if not new.external_id and not new.email:
+        raise ServiceError("Give the buyer's external_id or email.", field="external_id",
+                           code="missing")
+    program = get_program(parse.text(data, "program", max_length=64))
+    result = record_conversion(program, new, source="api", digest=request_hash(data))
+    return _created(answers.conversion(result.conversion), result.created)
+
+
+@bp.get("/conversions/<order_id>")
+def show_conversion(order_id: str):
+    return jsonify(answers.conversion(get_conversion(order_id)))

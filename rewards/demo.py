@@ -1,0 +1,92 @@
+"""The demo program that `flask rewards seed-demo` (and so `make run`) sets up."""
+
+import random
+from datetime import timedelta
+
+import shortuuid
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Account, Program, utcnow
+from .services.accounts import create_account
+from .services.clicks import hash_ip, insert_clicks
+from .services.codes import primary_code
+from .services.conversions import NewConversion, record_conversion, request_hash
+from .services.customers import find_or_add_customer
+from .services.programs import create_program
+from .services.signups import attribute_signup
+
+PASSWORD = "tulip-harbor-42"  # noqa: S105 - the demo's published password
+LOGINS = [
+    ("admin@demo.example", "admin", "Ada Admin"),
+    ("coordinator@demo.example", "coordinator", "Cora Coordinator"),
+    ("marketing@demo.example", "marketing", "Max Marketing"),
+    ("maria@demo.example", "customer", "Maria Lopez"),
+    ("tom@demo.example", "customer", "Tom Becker"),
+]
+FRIENDS = """Ana Silva, Ben Okafor, Chloe Martin, Dev Patel, Elena Rossi, Farah Haddad,
+Gus Lindqvist, Hana Sato, Ivan Petrov, Jade Wong, Kofi Mensah, Lena Fischer, Mateo Cruz,
+Nora Byrne, Omar Aziz, Priya Nair, Quinn Hale, Rosa Diaz""".replace("\n", " ").split(", ")
+HOSTS = ["mail.google.com", "t.co", "www.linkedin.com", "web.whatsapp.com", None]
+CHANNELS = ["email", "x", "linkedin", "whatsapp", None]
+
+
+def seed_demo(rng: random.Random | None = None) -> tuple[bool, list[tuple[str, str, str]]]:
+    """Make the demo once. Returns (made now?, the logins)."""
+    logins = [(email, role, PASSWORD) for email, role, _ in LOGINS]
+    if db.session.scalar(select(Program.id).filter_by(slug="demo")):
+        return False, logins
+    rng = rng or random.Random(2026)  # noqa: S311 - demo data, not secrets
+    program = create_program(
+        "demo", name="Harbor Coffee Club", currency="usd", window_days=30,
+        landing_headline="Your friend thinks you'll love Harbor Coffee",
+        landing_offer="Sign up through this invitation and get $10 off your first bag; "
+                      "your friend earns 10% of your first order.",
+    )
+    for email, role, name in LOGINS:
+        if not db.session.scalar(select(Account.id).filter_by(email=email)):
+            create_account(email, PASSWORD, role, name)
+    referrers = [db.session.scalar(select(Account).filter_by(email=email)).customer
+                 for email, role, _ in LOGINS if role == "customer"]
+    now = utcnow()
+    for index, name in enumerate(FRIENDS):
+        referrer = referrers[index % len(referrers)] if index < 14 else None
+        _friend_story(program, rng, now, index, name, referrer)
+    db.session.commit()
+    return True, logins
+
+
+def _friend_story(program, rng, now, index, name, referrer) -> None:
+    """Clicks, then maybe a signup, then maybe purchases, spread over the last 60 days."""
+    first = name.split()[0].lower()
+    clicked_at = now - timedelta(days=rng.randint(3, 59), hours=rng.randint(0, 23))
+    visitor = shortuuid.uuid()
+    if referrer is not None:
+        code = primary_code(referrer)
+        clicks = []
+        for n in range(rng.randint(1, 4)):
+            channel = rng.randrange(len(CHANNELS))
+            clicks.append({
+                "uid": shortuuid.uuid(), "program_id": program.id, "code_id": code.id,
+                "referrer_id": referrer.id, "visitor_id": visitor,
+                "ip_hash": hash_ip(f"203.0.113.{index}"), "user_agent": "Mozilla/5.0 (demo)",
+                "referrer_host": HOSTS[channel], "channel": CHANNELS[channel],
+                "created_at": clicked_at + timedelta(hours=n),
+            })
+        insert_clicks(clicks)
+    if index % 5 == 4:
+        return  # clicked, never signed up
+    signed_up_at = clicked_at + timedelta(hours=rng.randint(5, 30))
+    customer, _ = find_or_add_customer(program, f"demo-{index + 1:03d}",
+                                       f"{first}@friends.example", name)
+    attribute_signup(program, customer, source="api", visitor_id=visitor, at=signed_up_at)
+    db.session.commit()
+    if index % 3 == 2:
+        return  # signed up, has not bought yet
+    for n in range(rng.randint(1, 2)):
+        occurred = min(signed_up_at + timedelta(days=rng.randint(0, 20) + 20 * n), now)
+        data = NewConversion(order_id=f"demo-order-{index + 1:03d}-{n + 1}",
+                             amount=rng.choice([2400, 3600, 4800, 7200, 12000]),
+                             currency="usd", occurred_at=occurred,
+                             external_id=customer.external_id)
+        record_conversion(program, data, source="api", digest=request_hash(vars(data)))

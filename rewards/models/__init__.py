@@ -1,0 +1,23 @@
+"""All tables, grouped by domain. Importing this module registers them with the metadata."""
+
+from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
+from .programs import ATTRIBUTION_MODELS, Program
+from .referrals import MATCHED_BY, Click, Conversion, ReferralCode, Referral, Signup
+from .types import utcnow
+
+__all__ = [
+    "ATTRIBUTION_MODELS",
+    "MATCHED_BY",
+    "ROLES",
+    "STAFF_ROLES",
+    "Account",
+    "ApiKey",
+    "Click",
+    "Conversion",
+    "Customer",
+    "Program",
+    "Referral",
+    "ReferralCode",
+    "Signup",
+    "utcnow",
+]

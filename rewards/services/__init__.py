@@ -1,0 +1,1 @@
+"""Every transaction that changes state lives here; views and jobs call these functions."""

@@ -1,0 +1,99 @@
+"""Creating and changing referral programs."""
+
+import re
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ATTRIBUTION_MODELS, Program
+from ..urls import host_of, is_allowed_destination
+from .codes import forget
+from .errors import Conflict, NotFound, ServiceError
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CURRENCY_RE = re.compile(r"^[a-z]{3}$")
+
+
+def default_program() -> Program | None:
+    return db.session.scalar(select(Program).filter_by(is_default=True))
+
+
+def get_program(slug: str | None) -> Program:
+    """The program named by `slug`, or the default one when no slug is given."""
+    program = default_program() if not slug else db.session.scalar(
+        select(Program).filter_by(slug=slug)
+    )
+    if program is None:
+        if slug:
+            raise NotFound(f"No program has the slug '{slug}'.", field="program")
+        raise NotFound("No program exists yet: create one with `flask rewards create-program`.")
+    return program
+
+
+def _check(values: dict) -> dict:
+    currency = (values.get("currency") or "").strip().lower()
+    if not CURRENCY_RE.match(currency):
+        raise ServiceError("Currency must be a three-letter ISO 4217 code such as usd.",
+                           field="currency")
+    window = values.get("window_days", 30)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 365:
+        raise ServiceError("The attribution window must be 1 to 365 days.", field="window_days")
+    attribution = values.get("attribution", "last")
+    if attribution not in ATTRIBUTION_MODELS:
+        raise ServiceError("Attribution must be 'last' or 'first'.", field="attribution")
+    destination = (values.get("destination_url") or "").strip() or None
+    allowed = (values.get("allowed_domain") or "").strip().lower() or None
+    if destination:
+        allowed = allowed or host_of(destination)
+        if not is_allowed_destination(destination, allowed):
+            raise ServiceError(
+                "The destination must be an http(s) address on the allowed domain.",
+                field="destination_url",
+            )
+    name = (values.get("name") or "").strip()
+    if not name:
+        raise ServiceError("A program needs a name.", field="name")
+    return {
+        "name": name[:120],
+        "currency": currency,
+        "window_days": window,
+        "attribution": attribution,
+        "destination_url": destination,
+        "allowed_domain": allowed if destination else None,
+        "landing_headline": (values.get("landing_headline") or "").strip()[:200],
+        "landing_offer": (values.get("landing_offer") or "").strip()[:2000],
+    }
+
+
+def create_program(slug: str, **values) -> Program:
+    slug = (slug or "").strip().lower()
+    if not SLUG_RE.match(slug):
+        raise ServiceError("A slug is 1 to 63 lower-case letters, digits or dashes.",
+                           field="slug")
+    fields = _check(values)
+    if db.session.scalar(select(Program.id).filter_by(slug=slug)):
+        raise Conflict(f"A program with the slug '{slug}' exists.", field="slug")
+    is_default = default_program() is None
+    program = Program(slug=slug, is_default=is_default, **fields)
+    program.landing_headline = fields["landing_headline"] or f"You've been invited to {fields['name']}"
+    db.session.add(program)
+    db.session.commit()
+    return program
+
+
+def update_program(program: Program, **values) -> Program:
+    merged = {
+        "name": program.name,
+        "currency": program.currency,
+        "window_days": program.window_days,
+        "attribution": program.attribution,
+        "destination_url": program.destination_url,
+        "allowed_domain": program.allowed_domain,
+        "landing_headline": program.landing_headline,
+        "landing_offer": program.landing_offer,
+    } | values
+    for key, value in _check(merged).items():
+        setattr(program, key, value)
+    db.session.commit()
+    forget()  # the redirect caches each code's destination
+    return program

@@ -1,0 +1,163 @@
+"""Fixtures: an app per database backend, a logged-in client per role, an API key.
+
+Integration tests run on SQLite always and on PostgreSQL when TEST_DATABASE_URL is
+set. Without it those tests skip with a reason; under CI=true they fail instead.
+"""
+
+import os
+import re
+
+import pytest
+from sqlalchemy import text
+
+from config import TestingConfig, database_url
+from rewards import create_app
+from rewards.extensions import db, limiter
+from rewards.services.apikeys import create_api_key
+from rewards.services.accounts import create_account
+from rewards.services.programs import create_program
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct-horse-battery"
+
+
+def need_service(variable: str, what: str) -> str:
+    """The service URL, or skip (locally) / fail (in CI) when it is not configured."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    if IN_CI:
+        pytest.fail(f"{variable} is not set under CI=true: {what} tests must run in CI.")
+    pytest.skip(f"{what} tests need {variable}")
+
+
+def backend_url(kind: str, tmp_path_factory) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    return database_url(need_service("TEST_DATABASE_URL", "PostgreSQL"))
+
+
+def make_app(url: str, **overrides):
+    return create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": url, **overrides})
+
+
+def reset_schema(app) -> None:
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+
+
+def empty_tables(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request, tmp_path_factory):
+    """One app and schema per backend for the whole session; tables emptied per test."""
+    app = make_app(backend_url(request.param, tmp_path_factory))
+    reset_schema(app)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(backend):
+    empty_tables(backend)
+    limiter.reset()
+    yield backend
+    with backend.app_context():
+        db.session.remove()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """A SQLite-only app, for tests that are about the app rather than the database."""
+    app = make_app(f"sqlite:///{tmp_path / 'app.db'}")
+    reset_schema(app)
+    limiter.reset()
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def program(app):
+    with app.app_context():
+        made = create_program("shop", name="Shop Club", currency="usd", window_days=30,
+                              landing_offer="Get $10 off your first order.")
+        return made.id
+
+
+@pytest.fixture
+def api_key(app, program):
+    with app.app_context():
+        return create_api_key("tests")[1]
+
+
+@pytest.fixture
+def api(client, api_key):
+    """A JSON API caller: api.post(path, json) / api.get(path)."""
+
+    class Api:
+        headers = {"Authorization": f"Bearer {api_key}"}
+
+        def post(self, path, body):
+            return client.post(f"/api/v1{path}", json=body, headers=self.headers)
+
+        def get(self, path):
+            return client.get(f"/api/v1{path}", headers=self.headers)
+
+    return Api()
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client, email: str, password: str = PASSWORD):
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"email": email, "password": password,
+                                       "csrf_token": token})
+
+
+@pytest.fixture
+def make_user(app, program):
+    """make_user(role) -> the account's email, created with PASSWORD."""
+
+    def make(role: str, email: str | None = None, name: str | None = None) -> str:
+        email = email or f"{role}-{os.urandom(3).hex()}@example.com"
+        with app.app_context():
+            create_account(email, PASSWORD, role, name or role.title())
+        return email
+
+    return make
+
+
+@pytest.fixture
+def as_role(app, make_user):
+    """as_role(role) -> a test client signed in with a new account of that role."""
+
+    def signed_in(role: str):
+        client = app.test_client()
+        response = login(client, make_user(role))
+        assert response.status_code == 302
+        return client
+
+    return signed_in

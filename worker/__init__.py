@@ -1,0 +1,1 @@
+"""`python -m worker`: the production job runner (rq, with its scheduler, on Redis)."""
