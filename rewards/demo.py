@@ -26,7 +26,8 @@ LOGINS = [
 ]
 FRIENDS = """Ana Silva, Ben Okafor, Chloe Martin, Dev Patel, Elena Rossi, Farah Haddad,
 Gus Lindqvist, Hana Sato, Ivan Petrov, Jade Wong, Kofi Mensah, Lena Fischer, Mateo Cruz,
-Nora Byrne, Omar Aziz, Priya Nair, Quinn Hale, Rosa Diaz""".replace("\n", " ").split(", ")
+Nora Byrne, Omar Aziz, Priya Nair, Quinn Hale, Rosa Diaz, Sami Virtanen, Tara Quinn,
+Umar Sheikh, Vera Novak, Wes Carter, Yuki Tanaka""".replace("\n", " ").split(", ")
 HOSTS = ["mail.google.com", "t.co", "www.linkedin.com", "web.whatsapp.com", None]
 CHANNELS = ["email", "x", "linkedin", "whatsapp", None]
 
@@ -50,7 +51,7 @@ def seed_demo(rng: random.Random | None = None) -> tuple[bool, list[tuple[str, s
                  for email, role, _ in LOGINS if role == "customer"]
     now = utcnow()
     for index, name in enumerate(FRIENDS):
-        referrer = referrers[index % len(referrers)] if index < 14 else None
+        referrer = referrers[index % len(referrers)] if index < 19 else None
         _friend_story(program, rng, now, index, name, referrer)
     db.session.commit()
     return True, logins
