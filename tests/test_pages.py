@@ -71,7 +71,7 @@ def test_portal_shows_link_code_qr_and_share_links(app, referrer):
 
 
 @pytest.mark.parametrize("role, heading", [
-    ("admin", "Programs"), ("coordinator", "Referred purchases"), ("marketing", "Clicks"),
+    ("admin", "Programs"), ("coordinator", "Referred purchases"), ("marketing", "Link clicks"),
 ])
 def test_each_staff_role_has_a_home(as_role, role, heading):
     response = as_role(role).get(f"/{role}")

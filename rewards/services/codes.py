@@ -103,10 +103,11 @@ def set_vanity_code(customer: Customer, code: str) -> ReferralCode:
     return row
 
 
-def qr_svg(url: str) -> str:
-    out = io.StringIO()
+def qr_svg(url: str) -> bytes:
+    """A standalone SVG of the link's QR code, served as image/svg+xml."""
+    out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="svg", scale=6, border=2, xmldecl=False,
-                                    svgns=True, title="QR code of your referral link")
+                                    title="QR code of your referral link")
     return out.getvalue()
 
 

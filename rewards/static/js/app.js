@@ -1,0 +1,124 @@
+/* Referral Rewards: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+  var FEEDBACK_MS = 2000;
+
+  function announce(text) {
+    var region = document.getElementById("live-status");
+    if (!region) {
+      return;
+    }
+    region.textContent = "";
+    // A fresh text node after a tick makes screen readers read a repeated message again.
+    window.setTimeout(function () {
+      region.textContent = text;
+    }, 50);
+  }
+
+  function legacyCopy(input) {
+    var ok = false;
+    input.focus();
+    input.select();
+    if (typeof input.setSelectionRange === "function") {
+      input.setSelectionRange(0, input.value.length);
+    }
+    try {
+      ok = document.execCommand("copy");
+    } catch (error) {
+      ok = false;
+    }
+    return ok;
+  }
+
+  function copyText(input) {
+    var text = input.value;
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(
+        function () {
+          return true;
+        },
+        function () {
+          return legacyCopy(input);
+        }
+      );
+    }
+    return Promise.resolve(legacyCopy(input));
+  }
+
+  function showFeedback(button, copied) {
+    if (!button.dataset.label) {
+      button.dataset.label = button.textContent;
+    }
+    if (button.copyTimer) {
+      window.clearTimeout(button.copyTimer);
+    }
+    button.textContent = copied ? "Copied" : "Press Ctrl+C to copy";
+    button.classList.toggle("is-done", copied);
+    announce(copied ? "Link copied to the clipboard." : "Select the link and copy it.");
+    button.copyTimer = window.setTimeout(function () {
+      button.textContent = button.dataset.label;
+      button.classList.remove("is-done");
+      button.copyTimer = null;
+    }, FEEDBACK_MS);
+  }
+
+  function setUpCopyButtons() {
+    var buttons = document.querySelectorAll("[data-copy-target]");
+    Array.prototype.forEach.call(buttons, function (button) {
+      var input = document.getElementById(button.getAttribute("data-copy-target"));
+      if (!input) {
+        return;
+      }
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        copyText(input).then(function (copied) {
+          showFeedback(button, copied);
+        });
+      });
+    });
+  }
+
+  function setUpSelectOnFocus() {
+    var inputs = document.querySelectorAll("input[data-select-on-focus]");
+    Array.prototype.forEach.call(inputs, function (input) {
+      input.addEventListener("focus", function () {
+        input.select();
+      });
+      input.addEventListener("click", function () {
+        input.select();
+      });
+    });
+  }
+
+  function setUpFlashes() {
+    var flashes = document.querySelectorAll(".flash");
+    Array.prototype.forEach.call(flashes, function (flash) {
+      var close = document.createElement("button");
+      close.type = "button";
+      close.className = "flash-close";
+      close.setAttribute("aria-label", "Dismiss message");
+      close.textContent = "\u00d7";
+      close.addEventListener("click", function () {
+        var list = flash.parentNode;
+        flash.parentNode.removeChild(flash);
+        if (list && !list.children.length && list.parentNode) {
+          list.parentNode.removeChild(list);
+        }
+      });
+      flash.appendChild(close);
+    });
+  }
+
+  function start() {
+    setUpCopyButtons();
+    setUpSelectOnFocus();
+    setUpFlashes();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
