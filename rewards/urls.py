@@ -1,6 +1,6 @@
 """Checks that keep every redirect on a host we mean to send people to."""
 
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _FORBIDDEN_CHARS = set("\\\r\n\t\x00 ")
 

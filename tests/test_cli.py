@@ -5,8 +5,7 @@ import hashlib
 from sqlalchemy import func, select
 
 from rewards.extensions import db
-from rewards.models import (Account, ApiKey, Click, Conversion, Customer, Program, Referral,
-                            Signup)
+from rewards.models import Account, ApiKey, Click, Conversion, Customer, Program, Referral, Signup
 
 
 def run(app, *args):

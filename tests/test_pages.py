@@ -102,9 +102,9 @@ def test_admin_sets_a_vanity_code(app, as_role, referrer):
 
 
 def test_vanity_codes_are_unique_ignoring_case(app, as_role, make_user, referrer):
+    from rewards.models import Customer
     from rewards.services.codes import set_vanity_code
     from rewards.services.errors import Conflict
-    from rewards.models import Customer
 
     with app.app_context():
         first, = db.session.scalars(select(Customer)).all()

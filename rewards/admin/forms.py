@@ -1,14 +1,14 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, URL
+from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
 
 class ProgramForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     window_days = IntegerField("Attribution window (days)",
                                validators=[DataRequired(), NumberRange(1, 365)])
-    attribution = SelectField("Credit goes to", choices=[("last", "the last click"),
-                                                          ("first", "the first click")])
+    attribution = SelectField("Credit goes to", choices=[
+        SelectChoice("last", "the last click"), SelectChoice("first", "the first click")])
     landing_headline = StringField("Landing page headline", validators=[Length(max=200)])
     landing_offer = TextAreaField("The offer, as the friend reads it",
                                   validators=[Length(max=2000)])

@@ -2,8 +2,7 @@ from flask import jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..services.conversions import (NewConversion, get_conversion, record_conversion,
-                                    request_hash)
+from ..services.conversions import NewConversion, get_conversion, record_conversion, request_hash
 from ..services.customers import find_customer, find_or_add_customer
 from ..services.errors import NotFound, ServiceError
 from ..services.programs import get_program

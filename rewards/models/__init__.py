@@ -2,7 +2,7 @@
 
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
 from .programs import ATTRIBUTION_MODELS, Program
-from .referrals import MATCHED_BY, Click, Conversion, ReferralCode, Referral, Signup
+from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
 from .types import utcnow
 
 __all__ = [

@@ -48,7 +48,9 @@ def is_self_referral(referrer: Customer, friend: Customer, friend_email: str | N
 
 
 def _who(customer: Customer) -> str:
-    return f"customer {customer.external_id}" if customer.external_id else f"customer #{customer.id}"
+    if customer.external_id:
+        return f"customer {customer.external_id}"
+    return f"customer #{customer.id}"
 
 
 def _days(delta: timedelta) -> str:

@@ -21,11 +21,13 @@ CODE_LENGTH = 8
 _generator = shortuuid.ShortUUID(alphabet=CODE_ALPHABET)
 
 VANITY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{1,30}[A-Za-z0-9])$")
-RESERVED = frozenset(
-    """admin administrator api app assets auth billing coordinator dashboard help join
-    login logout marketing null portal r root signup static staff stripe support system
-    undefined webhooks www rewards referral referrals""".split()
-)
+# Path segments and words that would confuse people if used as a code.
+RESERVED = frozenset([
+    "admin", "administrator", "api", "app", "assets", "auth", "billing", "coordinator",
+    "dashboard", "help", "join", "login", "logout", "marketing", "null", "portal", "r",
+    "root", "signup", "static", "staff", "stripe", "support", "system", "undefined",
+    "webhooks", "www", "rewards", "referral", "referrals",
+])
 
 
 def new_code() -> str:

@@ -74,8 +74,9 @@ def create_program(slug: str, **values) -> Program:
     if db.session.scalar(select(Program.id).filter_by(slug=slug)):
         raise Conflict(f"A program with the slug '{slug}' exists.", field="slug")
     is_default = default_program() is None
+    fields["landing_headline"] = (fields["landing_headline"]
+                                  or f"You've been invited to {fields['name']}")
     program = Program(slug=slug, is_default=is_default, **fields)
-    program.landing_headline = fields["landing_headline"] or f"You've been invited to {fields['name']}"
     db.session.add(program)
     db.session.commit()
     return program
