@@ -1,6 +1,8 @@
 """`flask --app wsgi rewards ...`: the operator's commands (API.md, Command line)."""
 
+import json
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
@@ -62,6 +64,43 @@ def create_program_command(slug, name, currency, window_days, attribution, desti
         _fail(error)
     default = " (default)" if program.is_default else ""
     click.echo(f"created program {program.slug}{default}")
+
+
+@rewards_cli.command("publish-policy")
+@click.option("--program", "slug", required=True)
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
+def publish_policy_command(slug, path):
+    """Validate a policy document and publish it as the program's next version."""
+    from .services.policies import InvalidPolicy, publish
+    from .services.programs import get_program
+
+    try:
+        document = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        click.echo(f"error: {path} is not JSON: {error}", err=True)
+        sys.exit(1)
+    try:
+        version = publish(get_program(slug), document)
+    except InvalidPolicy as invalid:
+        for line in invalid.errors:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+    except ServiceError as error:
+        _fail(error)
+    click.echo(version.version)
+
+
+@rewards_cli.command("check-ledger")
+def check_ledger_command():
+    """Verify the money invariants; exit 1 with a line per breach."""
+    from .services.ledger_check import check_ledger
+
+    breaches = check_ledger()
+    for breach in breaches:
+        click.echo(f"BREACH {breach}")
+    if breaches:
+        sys.exit(1)
+    click.echo("ledger ok")
 
 
 @rewards_cli.command("seed-demo")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from .extensions import db
 from .models import Conversion, utcnow
@@ -31,18 +31,10 @@ def enqueue(func, *ids) -> None:
 
 
 def process_conversion(conversion_id: int) -> bool:
-    """The follow-up work for an attributed purchase, done once.
+    """Compute an attributed purchase's rewards, once; False when already done."""
+    from .services.rewards import reward_conversion
 
-    Claims the conversion with a compare-and-set on `processed_at`, so two copies of
-    the job racing do the work once. Reward computation (the policy engine) hooks in here.
-    """
-    claimed = db.session.execute(
-        update(Conversion)
-        .where(Conversion.id == conversion_id, Conversion.processed_at.is_(None))
-        .values(processed_at=utcnow())
-    ).rowcount
-    db.session.commit()
-    return claimed == 1
+    return reward_conversion(conversion_id)
 
 
 def flush_clicks() -> int:
@@ -64,4 +56,9 @@ def sweep() -> dict:
     db.session.rollback()
     for conversion_id in waiting:
         enqueue(process_conversion, conversion_id)
-    return {"conversions_requeued": len(waiting), "clicks_flushed": flush_clicks()}
+    from .services.ledger import release_due
+
+    released = release_due()
+    db.session.commit()
+    return {"rewards_released": released, "conversions_requeued": len(waiting),
+            "clicks_flushed": flush_clicks()}

@@ -1,7 +1,9 @@
 """The JSON shapes of API.md."""
 
+from sqlalchemy import select
+
 from ..extensions import db
-from ..models import Conversion, Customer, Signup
+from ..models import Balance, Conversion, Customer, Reward, Signup
 from ..services.codes import primary_code, referral_url
 from ..services.stats import customer_counts
 
@@ -23,7 +25,7 @@ def customer(row: Customer, *, detail: bool = False) -> dict:
     }
     if detail:
         answer["counts"] = customer_counts(row)
-        answer["balances"] = {}  # filled by the rewards ledger
+        answer["balances"] = balances(row.id)
     return answer
 
 
@@ -48,5 +50,31 @@ def conversion(row: Conversion) -> dict:
         "matched_by": row.matched_by,
         "referrer_external_id": _external_id(row.referrer_id),
         "reason": row.reason,
-        "rewards": [],  # reward lines are added by the rewards ledger
+        "refunded_amount": row.refunded_amount,
+        "rewards": [reward(line) for line in db.session.scalars(
+            select(Reward).filter_by(conversion_id=row.id).order_by(Reward.id))],
+    }
+
+
+def reward(line: Reward) -> dict:
+    return {
+        "id": line.id,
+        "beneficiary": _external_id(line.customer_id),
+        "role": line.role,
+        "amount": line.amount,
+        "reversed_amount": line.reversed_amount,
+        "currency": line.currency,
+        "status": line.status,
+        "rule": line.rule,
+        "policy_version": line.policy_version.version,
+        "explanation": line.explanation,
+        "available_at": line.available_at.isoformat(),
+    }
+
+
+def balances(customer_id: int) -> dict:
+    return {
+        row.currency: row.as_dict()
+        for row in db.session.scalars(
+            select(Balance).filter_by(customer_id=customer_id).order_by(Balance.currency))
     }

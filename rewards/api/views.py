@@ -6,6 +6,7 @@ from ..services.conversions import NewConversion, get_conversion, record_convers
 from ..services.customers import find_customer, find_or_add_customer
 from ..services.errors import NotFound, ServiceError
 from ..services.programs import get_program
+from ..services.refunds import record_refund
 from ..services.signups import record_signup
 from . import answers, bp, parse
 
@@ -89,3 +90,13 @@ def create_conversion():
 @bp.get("/conversions/<order_id>")
 def show_conversion(order_id: str):
     return jsonify(answers.conversion(get_conversion(order_id)))
+
+
+@bp.post("/refunds")
+def create_refund():
+    data = parse.body()
+    parse.no_unknown(data, {"order_id", "amount", "refund_id"})
+    conversion = get_conversion(parse.text(data, "order_id", required=True))
+    record_refund(conversion, parse.amount(data), parse.text(data, "refund_id"))
+    db.session.expire_all()
+    return jsonify(answers.conversion(conversion))

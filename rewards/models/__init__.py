@@ -1,11 +1,20 @@
 """All tables, grouped by domain. Importing this module registers them with the metadata."""
 
+from .ledger import (BALANCE_COLUMNS, REWARD_STATUSES, Adjustment, Balance, PolicyVersion,
+                     Refund, Reward)
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
 from .programs import ATTRIBUTION_MODELS, Program
 from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
 from .types import utcnow
 
 __all__ = [
+    "BALANCE_COLUMNS",
+    "REWARD_STATUSES",
+    "Adjustment",
+    "Balance",
+    "PolicyVersion",
+    "Refund",
+    "Reward",
     "ATTRIBUTION_MODELS",
     "MATCHED_BY",
     "ROLES",

@@ -91,6 +91,7 @@ class Conversion(db.Model):
     __table_args__ = (
         UniqueConstraint("source", "order_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("refunded_amount BETWEEN 0 AND amount", name="refund_within_amount"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,7 +108,9 @@ class Conversion(db.Model):
     reason: Mapped[str] = mapped_column(db.String(300))
     # SHA-256 of the request body, to tell a replay from a conflicting reuse of an order id.
     request_hash: Mapped[str] = mapped_column(db.String(64))
+    # Set, with a compare-and-set, by the job that computes the purchase's rewards.
     processed_at = mapped_column(UTCDateTime)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     customer = relationship("Customer", foreign_keys=[customer_id])

@@ -1,0 +1,147 @@
+"""Reward policies and the rewards ledger.
+
+A reward is a ledger line whose `amount` never changes. Refunds before payment are
+negative `reversal` adjustments (the reward's `reversed_amount` keeps their running sum,
+which check-ledger verifies); after payment they are negative `clawback` adjustments that
+are owed back and netted from later payouts. `balances` holds each customer's totals per
+currency and status, kept in step in the same transaction as every line change.
+"""
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import BigId, UTCDateTime, utcnow
+
+REWARD_STATUSES = ("pending", "available", "on_hold", "in_payout", "paid", "reversed",
+                   "rejected")
+# Statuses whose net amount a balance column holds; reversed and rejected hold nothing.
+BALANCE_COLUMNS = ("pending", "available", "on_hold", "in_payout", "paid")
+
+
+class PolicyVersion(db.Model):
+    """One immutable, numbered version of a program's reward policy document."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("program_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    version: Mapped[int]
+    document: Mapped[str] = mapped_column(db.Text)  # canonical JSON
+    digest: Mapped[str] = mapped_column(db.String(64))  # SHA-256 of document
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    published_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    publisher = relationship("Account")
+
+
+class Reward(db.Model):
+    __tablename__ = "rewards"
+    __table_args__ = (
+        # One reward per (purchase, beneficiary, rule): racing jobs produce one.
+        UniqueConstraint("conversion_id", "customer_id", "rule"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("reversed_amount >= 0 AND reversed_amount <= amount",
+                        name="reversed_within_amount"),
+        CheckConstraint(
+            "status IN ('pending', 'available', 'on_hold', 'in_payout', 'paid', 'reversed', "
+            "'rejected')", name="status"),
+        Index("ix_rewards_due", "status", "available_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversion_id: Mapped[int] = mapped_column(ForeignKey("conversions.id"), index=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    role: Mapped[str] = mapped_column(db.String(16))
+    rule: Mapped[str] = mapped_column(db.String(64))
+    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(db.String(3))
+    status: Mapped[str] = mapped_column(db.String(16))
+    # Where an on_hold reward goes back to when the hold is lifted.
+    held_from: Mapped[str | None] = mapped_column(db.String(16))
+    explanation: Mapped[str] = mapped_column(db.String(400))
+    occurred_at = mapped_column(UTCDateTime, nullable=False)  # the purchase's time
+    available_at = mapped_column(UTCDateTime, nullable=False)
+    paid_amount: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at = mapped_column(UTCDateTime)
+    payout_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    policy_version = relationship("PolicyVersion")
+    conversion = relationship("Conversion")
+    customer = relationship("Customer", foreign_keys=[customer_id])
+    friend = relationship("Customer", foreign_keys=[friend_id])
+
+    @property
+    def net_amount(self) -> int:
+        return self.amount - self.reversed_amount
+
+
+class Adjustment(db.Model):
+    """A negative ledger line against a reward: a reversal before payment or a clawback after."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (
+        CheckConstraint("amount < 0", name="amount_negative"),
+        CheckConstraint("kind IN ('reversal', 'clawback')", name="kind"),
+        CheckConstraint("status IN ('applied', 'owed', 'netted')", name="status"),
+        # A refund is applied to a reward once.
+        UniqueConstraint("reward_id", "refund_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reward_id: Mapped[int] = mapped_column(BigId, ForeignKey("rewards.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"))
+    kind: Mapped[str] = mapped_column(db.String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(db.String(3))
+    # reversal: applied; clawback: owed until a payout nets it, then netted.
+    status: Mapped[str] = mapped_column(db.String(16))
+    explanation: Mapped[str] = mapped_column(db.String(400))
+    payout_id: Mapped[int | None] = mapped_column(BigId)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    reward = relationship("Reward")
+
+
+class Refund(db.Model):
+    """A refund of a purchase, full or partial; `cumulative` is the total refunded so far."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("conversion_id", "external_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversion_id: Mapped[int] = mapped_column(ForeignKey("conversions.id"), index=True)
+    external_id: Mapped[str] = mapped_column(db.String(128))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    cumulative: Mapped[int] = mapped_column(BigInteger)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class Balance(db.Model):
+    """A customer's totals in one currency, by status; `owed` is clawbacks not yet netted."""
+
+    __tablename__ = "balances"
+    __table_args__ = (UniqueConstraint("customer_id", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(db.String(3))
+    pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    on_hold: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    available: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    in_payout: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    paid: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    owed: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+    def as_dict(self) -> dict:
+        return {column: getattr(self, column) for column in (*BALANCE_COLUMNS, "owed")}

@@ -1,0 +1,43 @@
+"""Reward policies: validated JSON documents and their pure evaluation.
+
+Pure Python (stdlib and `rewards.money` only): nothing here touches the database or Flask,
+so a policy can be evaluated tens of thousands of times a second and replayed over history.
+"""
+
+from rewards.policies.document import (
+    Limit,
+    Milestone,
+    Policy,
+    PolicyInvalid,
+    RewardRule,
+    Tier,
+    parse_policy,
+    to_document,
+)
+from rewards.policies.evaluate import (
+    Decision,
+    Evaluation,
+    History,
+    Purchase,
+    evaluate,
+    percent_of,
+    pro_rata,
+)
+
+__all__ = [
+    "Decision",
+    "Evaluation",
+    "History",
+    "Limit",
+    "Milestone",
+    "Policy",
+    "PolicyInvalid",
+    "Purchase",
+    "RewardRule",
+    "Tier",
+    "evaluate",
+    "parse_policy",
+    "percent_of",
+    "pro_rata",
+    "to_document",
+]

@@ -1,0 +1,71 @@
+"""Publishing reward policy versions: validated, numbered, immutable."""
+
+import hashlib
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Account, PolicyVersion, Program
+from ..policies.document import Policy, PolicyInvalid, parse_policy, to_document
+from .errors import ServiceError
+
+
+class InvalidPolicy(ServiceError):
+    status = 422
+    code = "invalid_policy"
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors), field="document")
+        self.errors = errors
+
+
+def canonical(document: dict) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def check_document(program: Program, document: object) -> Policy:
+    """The parsed policy, or InvalidPolicy listing every error with its location."""
+    try:
+        return parse_policy(document, currency=program.currency)
+    except PolicyInvalid as invalid:
+        raise InvalidPolicy(invalid.errors) from None
+
+
+def current_version(program_id: int) -> PolicyVersion | None:
+    return db.session.scalar(
+        select(PolicyVersion).filter_by(program_id=program_id)
+        .order_by(PolicyVersion.version.desc()).limit(1)
+    )
+
+
+def load(version: PolicyVersion) -> Policy:
+    return parse_policy(json.loads(version.document))
+
+
+def publish(program: Program, document: object, account: Account | None = None) -> PolicyVersion:
+    """Validate and publish as the program's next version. Racing publishers get
+    consecutive numbers; nothing is published when the document is invalid."""
+    policy = check_document(program, document)
+    text = canonical(to_document(policy))
+    for _ in range(5):
+        number = (db.session.scalar(select(func.max(PolicyVersion.version))
+                                    .filter_by(program_id=program.id)) or 0) + 1
+        version = PolicyVersion(program_id=program.id, version=number, document=text,
+                                digest=hashlib.sha256(text.encode()).hexdigest(),
+                                published_by=account.id if account else None)
+        db.session.add(version)
+        try:
+            db.session.commit()
+            return version
+        except IntegrityError:
+            db.session.rollback()
+    raise ServiceError("Another version was being published; try again.", code="conflict")
+
+
+def history(program_id: int) -> list[PolicyVersion]:
+    return list(db.session.scalars(
+        select(PolicyVersion).filter_by(program_id=program_id)
+        .order_by(PolicyVersion.version.desc())
+    ))

@@ -1,0 +1,90 @@
+"""Refunds: before payment they reverse rewards pro rata; after payment they claw back."""
+
+import shortuuid
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Adjustment, Conversion, Refund, Reward
+from ..money import format_money
+from ..policies.evaluate import pro_rata
+from . import ledger
+from .errors import Conflict, ServiceError
+from .rewards import refund_sentence
+
+UNPAID = ("pending", "available", "on_hold")
+PAID = ("in_payout", "paid")
+
+
+def record_refund(conversion: Conversion, amount: int, external_id: str | None = None) -> Refund:
+    """Record a refund of `amount` (this refund alone) and adjust the purchase's rewards.
+
+    The same `external_id` again is a no-op (the same amount) or a 409 (another amount).
+    """
+    external_id = external_id or f"auto-{shortuuid.uuid()}"
+    existing = db.session.scalar(
+        select(Refund).filter_by(conversion_id=conversion.id, external_id=external_id))
+    if existing is not None:
+        if existing.amount != amount:
+            raise Conflict(f"The refund {external_id} was recorded with another amount.",
+                           field="refund_id")
+        return existing
+    before = conversion.refunded_amount
+    after = before + amount
+    if after > conversion.amount:
+        remaining = format_money(conversion.amount - before, conversion.currency)
+        raise ServiceError(f"The refund is more than what remains to refund ({remaining}).",
+                           field="amount", code="refund_too_large")
+    try:
+        # Compare-and-set on the running total: concurrent refunds apply one after another.
+        changed = db.session.execute(
+            update(Conversion)
+            .where(Conversion.id == conversion.id, Conversion.refunded_amount == before)
+            .values(refunded_amount=after)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise Conflict("Another refund of this purchase was being recorded; send again.")
+        refund = Refund(conversion_id=conversion.id, external_id=external_id, amount=amount,
+                        cumulative=after)
+        db.session.add(refund)
+        db.session.flush()
+        db.session.expire(conversion)
+        _adjust_rewards(conversion, refund)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("This refund was being recorded by another request; send again.") \
+            from None
+    except ServiceError:
+        db.session.rollback()
+        raise
+    return refund
+
+
+def _already_taken_back(reward: Reward) -> int:
+    clawed = db.session.scalar(
+        select(func.coalesce(func.sum(-Adjustment.amount), 0))
+        .where(Adjustment.reward_id == reward.id, Adjustment.kind == "clawback"))
+    return reward.reversed_amount + int(clawed)
+
+
+def _adjust_rewards(conversion: Conversion, refund: Refund) -> None:
+    rewards = db.session.scalars(
+        select(Reward).where(Reward.conversion_id == conversion.id,
+                             Reward.status.in_(UNPAID + PAID))
+        .order_by(Reward.id)).all()
+    for reward in rewards:
+        ledger.lock_balance(reward.customer_id, reward.currency)
+        db.session.refresh(reward)
+        target = pro_rata(reward.amount, refund.cumulative, conversion.amount)
+        owed = target - _already_taken_back(reward)
+        if owed <= 0:
+            continue
+        sentence = refund_sentence(reward, owed, conversion)
+        if reward.status in PAID:
+            ledger.claw_back(reward, owed, refund_id=refund.id, explanation=sentence)
+        elif reward.status in UNPAID:
+            if not ledger.reverse_part(reward, min(owed, reward.net_amount), refund_id=refund.id,
+                                       explanation=sentence):
+                raise Conflict("A reward changed while the refund was applied; send again.")
