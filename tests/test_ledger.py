@@ -240,3 +240,25 @@ def test_publish_policy_cli(app, program, tmp_path):
     assert "currency: must be the program's currency, usd" in refused.output
     with app.app_context():
         assert [v.version for v in db.session.scalars(select(PolicyVersion))] == [1, 2]
+
+
+def test_the_portal_lists_rewards_and_balances(app, api, referred, make_user):
+    from .conftest import login
+
+    buy(api)
+    with app.app_context():
+        from rewards.models import Account, Customer
+        from rewards.services.accounts import create_account
+
+        create_account("ref@example.com", "correct-horse-battery", "customer", "Rita")
+        account = db.session.scalar(select(Account).filter_by(email="ref@example.com"))
+        ref = db.session.scalar(select(Customer).filter_by(external_id="ref-1"))
+        assert account.customer_id == ref.id
+        hold_ends = db.session.scalar(select(Reward.available_at).filter_by(role="referrer"))
+    client = app.test_client()
+    login(client, "ref@example.com")
+    page = client.get("/portal").get_data(as_text=True)
+    assert "10% of $120.00 = $12.00, capped at $10.00." in page
+    assert f"available {hold_ends:%b %d, %Y}" in page
+    assert 'data-testid="balance-pending">$10.00<' in page
+    assert 'data-testid="balance-owed">$0.00<' in page

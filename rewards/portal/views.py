@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Referral
+from ..models import Balance, Referral, Reward
 from ..services.codes import primary_code, qr_svg, referral_url
 from ..services.stats import customer_counts
 from . import bp
@@ -42,9 +42,18 @@ def home():
         select(Referral).filter_by(referrer_id=customer.id)
         .order_by(Referral.created_at.desc()).limit(20)
     ).all()
+    rewards = db.session.scalars(
+        select(Reward).filter_by(customer_id=customer.id)
+        .order_by(Reward.created_at.desc(), Reward.id.desc()).limit(50)
+    ).all()
+    balances = db.session.scalars(
+        select(Balance).filter_by(customer_id=customer.id).order_by(Balance.currency)
+    ).all()
     return render_template(
         "portal/home.html",
         customer=customer,
+        rewards=rewards,
+        balances=balances,
         code=code,
         url=url,
         counts=customer_counts(customer),
