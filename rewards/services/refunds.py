@@ -84,7 +84,8 @@ def _adjust_rewards(conversion: Conversion, refund: Refund) -> None:
         sentence = refund_sentence(reward, owed, conversion)
         if reward.status in PAID:
             ledger.claw_back(reward, owed, refund_id=refund.id, explanation=sentence)
-        elif reward.status in UNPAID:
-            if not ledger.reverse_part(reward, min(owed, reward.net_amount), refund_id=refund.id,
-                                       explanation=sentence):
-                raise Conflict("A reward changed while the refund was applied; send again.")
+            continue
+        reversed_ = ledger.reverse_part(reward, min(owed, reward.net_amount),
+                                        refund_id=refund.id, explanation=sentence)
+        if not reversed_:
+            raise Conflict("A reward changed while the refund was applied; send again.")
