@@ -76,9 +76,12 @@ def _reward_breaches() -> list[str]:
         if reward.id in late_reversals:
             breaches.append(f"{name}: reversed after payment instead of clawed back.")
         clawed = int(clawbacks.get(reward.id, 0))
-        if clawed and clawed > (reward.paid_amount or 0) and reward.status != "in_payout":
-            breaches.append(f"{name}: clawbacks of {clawed} exceed the {reward.paid_amount or 0}"
-                            " paid.")
+        # In a payout being sent, the clawback is against what that payout will pay.
+        paid_out = reward.paid_amount if paid else reward.net_amount
+        if clawed > (paid_out or 0):
+            breaches.append(f"{name}: clawbacks of {clawed} exceed the {paid_out or 0} paid.")
+        if clawed and reward.status not in ("paid", "in_payout"):
+            breaches.append(f"{name}: clawed back but never paid.")
     return breaches
 
 
