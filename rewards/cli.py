@@ -122,3 +122,121 @@ def sweep_command():
 
     result = sweep()
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in result.items()))
+
+
+@rewards_cli.command("simulate")
+@click.option("--program", "slug", required=True)
+@click.option("--draft", "path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The draft policy document (JSON).")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 365),
+              help="Replay the purchases of the last N days.")
+def simulate_command(slug, path, days):
+    """Replay a draft policy over recent purchases and compare it with what was paid.
+
+    Writes nothing."""
+    from .services.policies import InvalidPolicy
+    from .services.programs import get_program
+    from .services.simulate import simulate
+
+    try:
+        document = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        click.echo(f"error: {path} is not JSON: {error}", err=True)
+        sys.exit(1)
+    bar = _ProgressBar("Replaying purchases")
+    try:
+        result = simulate(get_program(slug), document, days, progress=bar.update)
+    except InvalidPolicy as invalid:
+        for line in invalid.errors:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+    except ServiceError as error:
+        _fail(error)
+    finally:
+        bar.close()
+    for line in simulation_table(result):
+        click.echo(line)
+
+
+class _ProgressBar:
+    """A click progress bar on stderr, opened once the number of purchases is known."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.done = 0
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _change(value: int | None, currency: str | None = None) -> str:
+    """A change with its sign: "+$5.00", "-3", "0"; "—" when there is nothing to compare."""
+    from .money import format_money
+
+    if value is None:
+        return "—"
+    text = format_money(value, currency) if currency else f"{value:,}"
+    return f"+{text}" if value > 0 else text
+
+
+def simulation_table(result) -> list[str]:
+    """The simulation as lines of text: one block per currency, then the top referrers."""
+    from .money import format_money
+
+    def money(value: int | None, currency: str) -> str:
+        return "—" if value is None else format_money(value, currency)
+
+    version = result.published_version
+    lines = [
+        f"Replayed {result.purchases:,} attributed purchase"
+        f"{'' if result.purchases == 1 else 's'} of the last {result.days} days "
+        f"({result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC).",
+        "Published: what the ledger holds for the same purchases"
+        + (f" (published version {version} now in force)." if version
+           else " (no version published yet)."),
+    ]
+    if not result.currencies:
+        lines.append("No attributed purchases in the period: nothing to compare.")
+    for totals in result.currencies:
+        cur = totals.currency
+        rows = [
+            ("cost", money(totals.actual_cost, cur), money(totals.draft_cost, cur),
+             _change(totals.cost_delta, cur)),
+            ("rewards", f"{totals.actual_rewards:,}", f"{totals.draft_rewards:,}",
+             _change(totals.rewards_delta)),
+            ("acquired customers", f"{totals.actual_customers:,}",
+             f"{totals.draft_customers:,}", _change(totals.customers_delta)),
+            ("cost per customer", money(totals.actual_per_customer, cur),
+             money(totals.draft_per_customer, cur), _change(totals.per_customer_delta, cur)),
+        ]
+        lines.append("")
+        lines.append(f"{cur.upper()} ({totals.purchases:,} purchases)")
+        lines.append(f"  {'':<20}{'published':>16}{'draft':>16}{'change':>16}")
+        for label, actual, draft, change in rows:
+            lines.append(f"  {label:<20}{actual:>16}{draft:>16}{change:>16}")
+    lines.append("")
+    if not result.referrers:
+        lines.append("No referrer's rewards change.")
+        return lines
+    lines.append("Referrers whose rewards change most (their own rewards, bonuses included)")
+    lines.append(f"  {'referrer':<30}{'email':<26}{'published':>14}{'draft':>14}"
+                 f"{'change':>14}")
+    for row in result.referrers:
+        who = " ".join(part for part in (f"#{row.referrer_id}", row.external_id, row.name)
+                       if part)
+        lines.append(f"  {who[:29]:<30}{row.email[:25]:<26}"
+                     f"{format_money(row.actual, row.currency):>14}"
+                     f"{format_money(row.draft, row.currency):>14}"
+                     f"{_change(row.delta, row.currency):>14}")
+    return lines

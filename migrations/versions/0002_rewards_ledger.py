@@ -32,6 +32,17 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_balances')),
     sa.UniqueConstraint('customer_id', 'currency', name=op.f('uq_balances_customer_id_currency'))
     )
+    op.create_table('policy_drafts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], name=op.f('fk_policy_drafts_program_id_programs')),
+    sa.ForeignKeyConstraint(['updated_by'], ['accounts.id'], name=op.f('fk_policy_drafts_updated_by_accounts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_policy_drafts')),
+    sa.UniqueConstraint('program_id', name=op.f('uq_policy_drafts_program_id'))
+    )
     op.create_table('policy_versions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
@@ -155,5 +166,6 @@ def downgrade():
 
     op.drop_table('refunds')
     op.drop_table('policy_versions')
+    op.drop_table('policy_drafts')
     op.drop_table('balances')
     # ### end Alembic commands ###

@@ -1,7 +1,15 @@
 """All tables, grouped by domain. Importing this module registers them with the metadata."""
 
-from .ledger import (BALANCE_COLUMNS, REWARD_STATUSES, Adjustment, Balance, PolicyVersion,
-                     Refund, Reward)
+from .drafts import PolicyDraft
+from .ledger import (
+    BALANCE_COLUMNS,
+    REWARD_STATUSES,
+    Adjustment,
+    Balance,
+    PolicyVersion,
+    Refund,
+    Reward,
+)
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
 from .programs import ATTRIBUTION_MODELS, Program
 from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
@@ -12,6 +20,7 @@ __all__ = [
     "REWARD_STATUSES",
     "Adjustment",
     "Balance",
+    "PolicyDraft",
     "PolicyVersion",
     "Refund",
     "Reward",

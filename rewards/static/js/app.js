@@ -122,3 +122,52 @@
     start();
   }
 })();
+
+/* Policy editor (admin/policy.html). */
+(function () {
+  "use strict";
+
+  // Policy editor: Enter in a preview field previews rather than submitting the form's
+  // first button (Save draft).
+  function setUpEnterClicks() {
+    var inputs = document.querySelectorAll("[data-enter-clicks]");
+    Array.prototype.forEach.call(inputs, function (input) {
+      var button = document.getElementById(input.getAttribute("data-enter-clicks"));
+      if (!button) {
+        return;
+      }
+      input.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && !event.isComposing) {
+          event.preventDefault();
+          button.click();
+        }
+      });
+    });
+  }
+
+  // Policy editor: the replay form sends the editor's current text, saved or not.
+  function setUpDocumentSync() {
+    var forms = document.querySelectorAll("form[data-sync-document]");
+    Array.prototype.forEach.call(forms, function (form) {
+      var source = document.getElementById(form.getAttribute("data-sync-document"));
+      var target = form.querySelector("input[name=document]");
+      if (!source || !target) {
+        return;
+      }
+      form.addEventListener("submit", function () {
+        target.value = source.value;
+      });
+    });
+  }
+
+  function start() {
+    setUpEnterClicks();
+    setUpDocumentSync();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
