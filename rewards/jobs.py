@@ -37,6 +37,20 @@ def process_conversion(conversion_id: int) -> bool:
     return reward_conversion(conversion_id)
 
 
+def send_payout(payout_id: int) -> str:
+    """Send an approved payout through Stripe; only one copy of the job calls Stripe."""
+    from .services.payouts import send
+
+    return send(payout_id)
+
+
+def resume_payout(payout_id: int) -> str:
+    """Finish a payout whose sender died: record what Stripe made, or send it."""
+    from .services.payouts import send
+
+    return send(payout_id, resume=True)
+
+
 def flush_clicks() -> int:
     from .services.clicks import flush_clicks as flush
 
@@ -56,9 +70,18 @@ def sweep() -> dict:
     db.session.rollback()
     for conversion_id in waiting:
         enqueue(process_conversion, conversion_id)
+    from .services import payouts
     from .services.ledger import release_due
 
     released = release_due()
     db.session.commit()
-    return {"rewards_released": released, "conversions_requeued": len(waiting),
-            "clicks_flushed": flush_clicks()}
+    proposed = payouts.propose_due()
+    retry_ids, resume_ids = payouts.stale()
+    db.session.rollback()
+    for payout_id in retry_ids:
+        enqueue(send_payout, payout_id)
+    for payout_id in resume_ids:
+        enqueue(resume_payout, payout_id)
+    return {"rewards_released": released, "payouts_proposed": proposed,
+            "payouts_retried": len(retry_ids) + len(resume_ids),
+            "conversions_requeued": len(waiting), "clicks_flushed": flush_clicks()}

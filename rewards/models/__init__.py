@@ -10,32 +10,26 @@ from .ledger import (
     Refund,
     Reward,
 )
+from .payouts import (
+    LIVE_PAYOUT,
+    PAYOUT_METHODS,
+    PAYOUT_STATUSES,
+    AuditEntry,
+    FraudSignal,
+    KnownVisitor,
+    Payout,
+    PayoutApproval,
+)
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
-from .programs import ATTRIBUTION_MODELS, Program
+from .programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
 from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
 from .types import utcnow
 
 __all__ = [
-    "BALANCE_COLUMNS",
-    "REWARD_STATUSES",
-    "Adjustment",
-    "Balance",
-    "PolicyDraft",
-    "PolicyVersion",
-    "Refund",
-    "Reward",
-    "ATTRIBUTION_MODELS",
-    "MATCHED_BY",
-    "ROLES",
-    "STAFF_ROLES",
-    "Account",
-    "ApiKey",
-    "Click",
-    "Conversion",
-    "Customer",
-    "Program",
-    "Referral",
-    "ReferralCode",
-    "Signup",
+    "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "LIVE_PAYOUT", "MATCHED_BY", "PAYOUT_METHODS",
+    "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES", "STAFF_ROLES",
+    "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click", "Conversion",
+    "Customer", "FraudSignal", "KnownVisitor", "Payout", "PayoutApproval", "PolicyDraft",
+    "PolicyVersion", "Program", "Referral", "ReferralCode", "Refund", "Reward", "Signup",
     "utcnow",
 ]

@@ -25,6 +25,11 @@ class Customer(db.Model):
     external_id: Mapped[str | None] = mapped_column(db.String(128))
     email: Mapped[str | None] = mapped_column(db.String(254))
     name: Mapped[str | None] = mapped_column(db.String(120))
+    # How the customer is paid: connect, store_credit or manual (None: not chosen yet).
+    payout_method: Mapped[str | None] = mapped_column(db.String(16))
+    stripe_account_id: Mapped[str | None] = mapped_column(db.String(64), unique=True)
+    stripe_account_ready: Mapped[bool] = mapped_column(default=False, server_default="0")
+    stripe_customer_id: Mapped[str | None] = mapped_column(db.String(64), index=True)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     program = relationship("Program")
