@@ -13,6 +13,9 @@ from .services.clicks import hash_ip, insert_clicks
 from .services.codes import primary_code
 from .services.conversions import NewConversion, record_conversion, request_hash
 from .services.customers import find_or_add_customer
+from .services.ledger import release_due
+from .services.payouts import propose
+from .services.policies import publish
 from .services.programs import create_program
 from .services.signups import attribute_signup
 
@@ -28,6 +31,12 @@ FRIENDS = """Ana Silva, Ben Okafor, Chloe Martin, Dev Patel, Elena Rossi, Farah 
 Gus Lindqvist, Hana Sato, Ivan Petrov, Jade Wong, Kofi Mensah, Lena Fischer, Mateo Cruz,
 Nora Byrne, Omar Aziz, Priya Nair, Quinn Hale, Rosa Diaz, Sami Virtanen, Tara Quinn,
 Umar Sheikh, Vera Novak, Wes Carter, Yuki Tanaka""".replace("\n", " ").split(", ")
+POLICY = {
+    "currency": "usd", "hold_days": 14, "purchases": "all", "min_purchase": 1000,
+    "referrer": {"percent_bps": 1000, "cap": 2500},
+    "milestones": [{"at": 3, "bonus": 1000}],
+    "friend": {"fixed": 500},
+}
 HOSTS = ["mail.google.com", "t.co", "www.linkedin.com", "web.whatsapp.com", None]
 CHANNELS = ["email", "x", "linkedin", "whatsapp", None]
 
@@ -44,6 +53,7 @@ def seed_demo(rng: random.Random | None = None) -> tuple[bool, list[tuple[str, s
         landing_offer="Sign up through this invitation and get $10 off your first bag; "
                       "your friend earns 10% of your first order.",
     )
+    publish(program, POLICY)
     for email, role, name in LOGINS:
         if not db.session.scalar(select(Account.id).filter_by(email=email)):
             create_account(email, PASSWORD, role, name)
@@ -54,6 +64,9 @@ def seed_demo(rng: random.Random | None = None) -> tuple[bool, list[tuple[str, s
         referrer = referrers[index % len(referrers)] if index < 19 else None
         _friend_story(program, rng, now, index, name, referrer)
     db.session.commit()
+    release_due()
+    db.session.commit()
+    propose(program)  # payouts awaiting the coordinator's approval
     return True, logins
 
 
