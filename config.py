@@ -50,6 +50,9 @@ class Config:
     CODE_CACHE_SECONDS = 30
     # Clicks queued in Redis are moved into the database in batches of this size.
     CLICK_BATCH = 2000
+    # The redirect sends clicks to Redis in batches this often, in seconds; 0 sends each
+    # click before answering (rewards/services/click_sender.py weighs the two).
+    CLICK_FLUSH_SECONDS = float(os.environ.get("CLICK_FLUSH_SECONDS", "0.05"))
     INLINE_JOBS = False  # set from REDIS_URL in create_app
 
     @classmethod
@@ -73,6 +76,7 @@ class TestingConfig(Config):
     STRIPE_WEBHOOK_SECRETS: list[str] = []
     STRIPE_API_BASE = None
     CODE_CACHE_SECONDS = 0
+    CLICK_FLUSH_SECONDS = 0.0  # a click is in Redis when the redirect has answered
 
 
 class ProductionConfig(Config):

@@ -21,6 +21,8 @@ def create_app(config=None, overrides: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "rewards-limits")
 
     from . import models  # noqa: F401 - registers the tables
+    from .public.redirect import RedirectLane
+    from .services import clicks
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
@@ -28,9 +30,11 @@ def create_app(config=None, overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     queue.init_app(app)
+    clicks.init_app(app)
     security.init_app(app)
     _register_blueprints(app)
     _register_errors(app)
+    app.wsgi_app = RedirectLane(app, app.wsgi_app)  # answers GET /r/<code> ahead of Flask
     app.add_template_filter(format_money, "money")
     app.add_template_filter(mask_email, "mask_email")
 

@@ -8,22 +8,37 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+HSTS_HEADER = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 def init_app(app: Flask) -> None:
-    hsts = app.config.get("HSTS")
+    defaults = HEADERS + ((HSTS_HEADER,) if app.config.get("HSTS") else ())
+    app.after_request(header_setter(defaults))
+    # The referral redirect is answered ahead of Flask's request cycle (public/redirect.py).
+    app.extensions["rewards.security_headers"] = defaults
 
-    @app.after_request
+
+def header_setter(defaults: tuple[tuple[str, str], ...]):
+    """An after_request hook adding each of `defaults` that the view did not set itself."""
+    by_key = [(key.lower(), key, value) for key, value in defaults]
+
     def set_headers(response):
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        # One pass over the answer's headers rather than a search per header: every
+        # answer pays for this one.
+        present = {key.lower() for key, _ in response.headers}
+        for lowered, key, value in by_key:
+            if lowered not in present:
+                response.headers.add(key, value)
         return response
+
+    return set_headers
 
 
 def require_roles(*roles: str):

@@ -44,8 +44,14 @@ def is_local_path(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-def with_query_param(url: str, key: str, value: str) -> str:
+def split_at_query_param(url: str, key: str) -> tuple[str, str]:
+    """`url` cut where the value of `key` goes, so the redirect parses a destination once.
+
+    `before + quote_plus(value) + after` is the URL with `key=value` as its last query
+    parameter, any earlier `key` removed, and the fragment kept.
+    """
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != key]
-    query.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    query.append((key, ""))
+    before = urlunsplit(parts._replace(query=urlencode(query), fragment=""))
+    return before, f"#{parts.fragment}" if parts.fragment else ""

@@ -4,13 +4,12 @@ from ..auth.views import REGISTERED
 from ..extensions import db, limiter
 from ..models import Customer, Program, ReferralCode
 from ..services.accounts import register_customer
-from ..services.clicks import new_visitor_id, record_click
 from ..services.codes import default_destination, lookup
 from ..services.errors import ServiceError
 from ..services.programs import default_program
-from ..urls import host_of, with_query_param
 from . import bp
 from .forms import CodeForm, FriendSignupForm
+from .redirect import record_visit, visitor_of
 from .visitor import read_visitor_id, set_visitor_cookie
 
 
@@ -31,26 +30,17 @@ def go():
 
 @bp.get("/r/<code>")
 def follow(code: str):
-    """The referral redirect: the busiest route, kept off the database (see DESIGN.md)."""
+    """The referral redirect, when RedirectLane (redirect.py) hands the request on."""
     entry = lookup(code)
     if entry is None:
         return redirect(default_destination() or url_for("public.home"))
-    visitor_id = read_visitor_id(request) or new_visitor_id()
-    if session.get("customer_id") != entry.customer_id:  # a referrer's own click is not counted
-        record_click(
-            entry,
-            visitor_id=visitor_id,
-            ip=request.remote_addr,
-            user_agent=request.user_agent.string,
-            referrer_host=host_of(request.referrer) if request.referrer else None,
-            channel=request.args.get("s"),
-        )
-    if entry.destination:
-        target = with_query_param(entry.destination, "visitor_id", visitor_id)
-    else:
-        target = url_for("public.landing", code=entry.code)
-    response = redirect(target)
+    visitor_id = visitor_of(request)
+    response = redirect(
+        entry.destination_for(visitor_id) or url_for("public.landing", code=entry.code)
+    )
     set_visitor_cookie(response, visitor_id, entry.window_days)
+    if session.get("customer_id") != entry.customer_id:  # a referrer's own click is not counted
+        record_visit(entry, request.environ, visitor_id)
     return response
 
 

@@ -1,24 +1,25 @@
 """Recording link clicks without making the redirect wait on the database.
 
-With Redis, the redirect appends the click to a Redis stream and the worker inserts
-clicks in batches about every second (`flush_clicks`); a click read but not inserted is
-read again later, and its `uid` makes the insert happen once. Without Redis, the
-redirect inserts the click itself.
+With Redis, the redirect appends the click to a Redis stream (in batches every
+CLICK_FLUSH_SECONDS, see click_sender.py) and the worker inserts clicks in batches about
+every second (`flush_clicks`); a click read but not inserted is read again later, and its
+`uid` makes the insert happen once. Without Redis, the redirect inserts the click itself.
 """
 
-import hashlib
 import hmac
 import json
+import secrets
 from datetime import datetime
 
 import shortuuid
-from flask import current_app
+from flask import Flask, current_app
 from redis.exceptions import ResponseError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import Click, utcnow
 from ..queue import redis_connection
+from .click_sender import ClickSender
 from .codes import CodeEntry
 
 STREAM = "rewards:clicks"
@@ -26,11 +27,19 @@ GROUP = "inserters"
 CHANNELS = frozenset({"email", "x", "whatsapp", "linkedin", "qr", "copy"})
 
 
+def init_app(app: Flask) -> None:
+    """With Redis and CLICK_FLUSH_SECONDS > 0, clicks go to the stream in batches."""
+    redis = app.extensions["rewards.redis"]
+    seconds = app.config["CLICK_FLUSH_SECONDS"]
+    sender = ClickSender(redis, STREAM, seconds) if redis is not None and seconds > 0 else None
+    app.extensions["rewards.click_sender"] = sender
+
+
 def hash_ip(ip: str | None) -> str | None:
     if not ip:
         return None
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, ip.encode(), "sha256").hex()[:32]
 
 
 def new_visitor_id() -> str:
@@ -40,7 +49,7 @@ def new_visitor_id() -> str:
 def record_click(entry: CodeEntry, *, visitor_id: str, ip: str | None, user_agent: str | None,
                  referrer_host: str | None, channel: str | None) -> None:
     row = {
-        "uid": shortuuid.uuid(),
+        "uid": secrets.token_hex(16),  # 32 characters, the column's size
         "program_id": entry.program_id,
         "code_id": entry.code_id,
         "referrer_id": entry.customer_id,
@@ -51,12 +60,21 @@ def record_click(entry: CodeEntry, *, visitor_id: str, ip: str | None, user_agen
         "channel": channel if channel in CHANNELS else None,
         "created_at": utcnow().isoformat(),
     }
+    _store(row)
+
+
+def _store(row: dict) -> None:
+    """Onto the Redis stream, in the next batch or at once; without Redis, into the database."""
     redis = redis_connection()
-    if redis is not None:
-        redis.xadd(STREAM, {"c": json.dumps(row)})
+    if redis is None:
+        insert_clicks([row])
+        db.session.commit()
         return
-    insert_clicks([row])
-    db.session.commit()
+    sender = current_app.extensions["rewards.click_sender"]
+    if sender is not None:
+        sender.add(json.dumps(row))
+    else:
+        redis.xadd(STREAM, {"c": json.dumps(row)})
 
 
 def insert_clicks(rows: list[dict]) -> None:

@@ -4,15 +4,17 @@ import io
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import quote_plus
 
 import segno
 import shortuuid
 from flask import current_app
 from sqlalchemy import select
+from werkzeug.urls import iri_to_uri
 
 from ..extensions import db
 from ..models import Customer, Program, ReferralCode
-from ..urls import is_allowed_destination
+from ..urls import is_allowed_destination, split_at_query_param
 from .errors import Conflict, ServiceError
 
 # Upper-case letters and digits without 0/O, 1/I/L: easy to read aloud and type.
@@ -123,6 +125,15 @@ class CodeEntry:
     customer_id: int
     destination: str | None
     window_days: int
+    # The destination cut around its visitor_id value (see split_at_query_param).
+    destination_parts: tuple[str, str] | None = None
+
+    def destination_for(self, visitor_id: str) -> str | None:
+        """The destination carrying `visitor_id`, or None when clicks go to the landing page."""
+        if self.destination_parts is None:
+            return None
+        before, after = self.destination_parts
+        return before + quote_plus(visitor_id) + after
 
 
 _cache: dict[str, tuple[float, object]] = {}
@@ -185,5 +196,7 @@ def _load(key: str) -> CodeEntry | None:
     destination = program.destination_url
     if not is_allowed_destination(destination, program.allowed_domain):
         destination = None
+    # As a URI (the Location header's form), cut once here rather than on every click.
+    parts = split_at_query_param(iri_to_uri(destination), "visitor_id") if destination else None
     return CodeEntry(code.id, code.code, program.id, code.customer_id, destination,
-                     program.window_days)
+                     program.window_days, parts)

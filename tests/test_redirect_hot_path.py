@@ -1,0 +1,374 @@
+"""The referral redirect GET /r/<code>, through RedirectLane and through the Flask view.
+
+Every test runs both ways: the lane answers ahead of Flask and must give the same answer
+as the `public.follow` view it hands requests on to. The click sender's batching is
+tested at the end.
+"""
+
+import logging
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
+
+import fakeredis
+import pytest
+from flask import Flask
+from itsdangerous import URLSafeSerializer
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+from sqlalchemy import select
+from werkzeug.http import dump_cookie
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from rewards.extensions import db
+from rewards.models import Click, Program
+from rewards.public import redirect as lane_module
+from rewards.public.visitor import sign_visitor_id
+from rewards.public.visitor import visitor_cookie as visitor_cookie_header
+from rewards.services import clicks as clicks_module
+from rewards.services.click_sender import ClickSender
+from rewards.services.clicks import STREAM, flush_clicks, hash_ip
+from rewards.services.codes import forget, primary_code
+from rewards.services.customers import find_or_add_customer
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
+
+
+def set_destination(app, program_id: int, url: str | None, allowed: str | None) -> None:
+    """Straight into the table, so tests can also store what the service would refuse."""
+    with app.app_context():
+        row = db.session.get(Program, program_id)
+        row.destination_url, row.allowed_domain = url, allowed
+        db.session.commit()
+        forget()
+
+
+@pytest.fixture(params=["lane", "flask"])
+def client(request, app):
+    """A test client through RedirectLane, or straight to Flask behind it."""
+    lane = app.wsgi_app
+    if request.param == "flask":
+        app.wsgi_app = lane.wsgi_app
+    yield app.test_client()
+    app.wsgi_app = lane
+
+
+@pytest.fixture
+def referrer(app, program):
+    """(customer id, referral code) of a customer of the default program."""
+    with app.app_context():
+        customer, _ = find_or_add_customer(db.session.get(Program, program), "r-1", "r@example.com")
+        code = primary_code(customer).code
+        db.session.commit()
+        return customer.id, code
+
+
+@pytest.fixture
+def shop(app, program):
+    set_destination(app, program, "https://shop.example/welcome?ref=1#top", "shop.example")
+    return program
+
+
+def clicks(app) -> list[Click]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(Click).order_by(Click.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def visitor_cookie(response) -> SimpleCookie:
+    cookie = SimpleCookie()
+    cookie.load(response.headers["Set-Cookie"])
+    return cookie
+
+
+def signed_visitor(app, value) -> str:
+    return URLSafeSerializer(app.config["SECRET_KEY"], salt="visitor-id").dumps(value)
+
+
+class TestWhereItGoes:
+    def test_destination_gets_the_visitor_id_kept_query_and_fragment(self, app, client, shop,
+                                                                      referrer):
+        response = client.get(f"/r/{referrer[1]}")
+        assert response.status_code == 302
+        visitor = clicks(app)[0].visitor_id
+        assert response.location == (
+            f"https://shop.example/welcome?ref=1&visitor_id={visitor}#top"
+        )
+
+    def test_a_visitor_id_in_the_destination_is_replaced(self, app, client, program, referrer):
+        set_destination(app, program, "https://shop.example/?visitor_id=evil&a=b",
+                        "shop.example")
+        response = client.get(f"/r/{referrer[1]}")
+        visitor = clicks(app)[0].visitor_id
+        assert response.location == f"https://shop.example/?a=b&visitor_id={visitor}"
+
+    def test_without_destination_the_landing_page(self, client, program, referrer):
+        response = client.get(f"/r/{referrer[1]}")
+        assert response.status_code == 302
+        assert response.location == f"/join/{referrer[1]}"
+
+    def test_the_landing_page_under_the_apps_mount_point(self, client, program, referrer):
+        for mount in ("/refer", "", "/other"):
+            response = client.get(f"/r/{referrer[1]}", environ_overrides={"SCRIPT_NAME": mount})
+            assert response.location == f"{mount}/join/{referrer[1]}"
+
+    def test_code_is_case_insensitive(self, client, program, referrer):
+        response = client.get(f"/r/{referrer[1].lower()}")
+        assert response.location == f"/join/{referrer[1]}"
+
+    def test_a_destination_off_the_allowed_domain_is_never_used(self, app, client, program,
+                                                                 referrer):
+        set_destination(app, program, "https://shop.example@evil.example/", "shop.example")
+        response = client.get(f"/r/{referrer[1]}")
+        assert response.location == f"/join/{referrer[1]}"
+        set_destination(app, program, "//evil.example/", "shop.example")
+        assert client.get(f"/r/{referrer[1]}").location == f"/join/{referrer[1]}"
+
+    def test_unknown_code_goes_home_without_a_click(self, app, client, program):
+        response = client.get("/r/NOSUCHCODE")
+        assert response.status_code == 302
+        assert response.location == "/"
+        assert "Set-Cookie" not in response.headers
+        assert clicks(app) == []
+
+    def test_unknown_code_goes_to_the_default_destination(self, client, shop):
+        response = client.get("/r/NOSUCHCODE")
+        assert response.location == "https://shop.example/welcome?ref=1#top"
+
+    def test_security_headers(self, client, shop, referrer):
+        headers = client.get(f"/r/{referrer[1]}").headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert "camera=()" in headers["Permissions-Policy"]
+        assert headers.get_all("X-Frame-Options") == ["DENY"]
+
+
+class TestVisitorCookie:
+    def test_signed_httponly_lax_for_the_attribution_window(self, app, client, shop, referrer):
+        response = client.get(f"/r/{referrer[1]}")
+        morsel = visitor_cookie(response)["rv"]
+        assert morsel["httponly"] and morsel["samesite"] == "Lax"
+        assert morsel["max-age"] == str(30 * 86400)
+        loads = URLSafeSerializer(app.config["SECRET_KEY"], salt="visitor-id").loads
+        assert loads(morsel.value) == clicks(app)[0].visitor_id
+
+    def test_a_returning_visitor_keeps_their_id(self, app, client, shop, referrer):
+        client.set_cookie("rv", signed_visitor(app, "returning-visitor"))
+        response = client.get(f"/r/{referrer[1]}")
+        assert response.location.endswith("visitor_id=returning-visitor#top")
+        assert [c.visitor_id for c in clicks(app)] == ["returning-visitor"]
+
+    @pytest.mark.parametrize("forged", ["tampered.sig", "x" * 40, 42])
+    def test_a_forged_or_odd_cookie_gets_a_new_id(self, app, client, shop, referrer, forged):
+        value = forged if forged == "tampered.sig" else signed_visitor(app, forged)
+        client.set_cookie("rv", value)
+        client.get(f"/r/{referrer[1]}")
+        visitor = clicks(app)[0].visitor_id
+        assert visitor not in (forged, "tampered")
+        assert 0 < len(visitor) <= 32
+
+
+class TestCookieWriting:
+    def test_signed_as_the_serializer_signs(self, app):
+        with app.app_context():
+            for visitor in ("ZDzJCKn5byfBiTbXCBwuyL", "é\"x"):
+                assert sign_visitor_id(visitor) == signed_visitor(app, visitor)
+            loads = URLSafeSerializer(app.config["SECRET_KEY"], salt="visitor-id").loads
+            assert loads(sign_visitor_id("a" * 32)) == "a" * 32  # dumps would compress it
+
+    def test_written_as_dump_cookie_writes_it(self, app):
+        with app.app_context():
+            written = visitor_cookie_header("ZDzJCKn5byfBiTbXCBwuyL", 30)
+            expected = dump_cookie("rv", sign_visitor_id("ZDzJCKn5byfBiTbXCBwuyL"),
+                                   max_age=30 * 86400, httponly=True, samesite="Lax",
+                                   secure=app.config["SESSION_COOKIE_SECURE"])
+
+        def without_expires(cookie):
+            return re.sub(r"Expires=[^;]+", "", cookie)
+
+        assert without_expires(written) == without_expires(expected)
+
+
+class TestClick:
+    def test_recorded_with_its_details(self, app, client, shop, referrer):
+        before = datetime.now(UTC)
+        client.get(f"/r/{referrer[1]}?s=email", headers={
+            "User-Agent": UA, "Referer": "https://News.Example./post/1"})
+        (click,) = clicks(app)
+        with app.app_context():
+            assert click.ip_hash == hash_ip("127.0.0.1")
+        assert click.referrer_id == referrer[0]
+        assert click.user_agent == UA
+        assert click.referrer_host == "news.example"
+        assert click.channel == "email"
+        assert before - timedelta(seconds=1) <= click.created_at <= datetime.now(UTC)
+        assert len(click.uid) <= 32
+
+    def test_unknown_channel_and_missing_headers_are_stored_as_none(self, app, client, shop,
+                                                                    referrer):
+        client.get(f"/r/{referrer[1]}?s=<script>", headers={"User-Agent": ""})
+        (click,) = clicks(app)
+        assert (click.channel, click.user_agent, click.referrer_host) == (None, None, None)
+
+    def test_a_referrers_own_click_is_not_counted(self, app, client, shop, referrer):
+        with client.session_transaction() as session:
+            session["customer_id"] = referrer[0]
+        response = client.get(f"/r/{referrer[1]}")
+        assert response.status_code == 302
+        assert "rv=" in response.headers["Set-Cookie"]
+        assert clicks(app) == []
+
+    def test_another_signed_in_customer_is_counted(self, app, client, shop, referrer):
+        with client.session_transaction() as session:
+            session["customer_id"] = referrer[0] + 1000
+        client.get(f"/r/{referrer[1]}")
+        assert len(clicks(app)) == 1
+
+
+class TestWithRedis:
+    @pytest.fixture
+    def redis(self, app):
+        fake = fakeredis.FakeRedis()
+        real = app.extensions["rewards.redis"]
+        app.extensions["rewards.redis"] = fake
+        yield fake
+        app.extensions["rewards.redis"] = real
+
+    def test_the_click_waits_in_the_stream_until_the_flush(self, app, client, shop, referrer,
+                                                           redis):
+        client.get(f"/r/{referrer[1]}?s=qr", headers={"User-Agent": UA})
+        assert redis.xlen(STREAM) == 1
+        assert clicks(app) == []
+        with app.app_context():
+            assert flush_clicks() == 1
+        (click,) = clicks(app)
+        assert (click.channel, click.user_agent, click.referrer_id) == ("qr", UA, referrer[0])
+        assert redis.xlen(STREAM) == 0
+
+    def test_own_click_never_reaches_the_stream(self, app, client, shop, referrer, redis):
+        with client.session_transaction() as session:
+            session["customer_id"] = referrer[0]
+        client.get(f"/r/{referrer[1]}")
+        assert not redis.exists(STREAM)
+
+
+class TestLane:
+    def test_answers_like_the_flask_view(self, app, shop, referrer):
+        def answer(wsgi_app):
+            client = app.test_client()
+            client.set_cookie("rv", signed_visitor(app, "same-visitor"))
+            app.wsgi_app = wsgi_app
+            try:
+                return client.get(f"/r/{referrer[1]}?s=x", headers={"User-Agent": UA})
+            finally:
+                app.wsgi_app = lane
+
+        lane = app.wsgi_app
+        by_lane, by_flask = answer(lane), answer(lane.wsgi_app)
+
+        def comparable(response):
+            headers = {key: value for key, value in response.headers
+                       if key != "Set-Cookie"}
+            cookie = visitor_cookie(response)["rv"]
+            return (response.status, response.get_data(), headers, cookie.value,
+                    cookie["max-age"], cookie["httponly"], cookie["samesite"])
+
+        assert comparable(by_lane) == comparable(by_flask)
+        assert [c.visitor_id for c in clicks(app)] == ["same-visitor", "same-visitor"]
+
+    def test_a_destination_with_non_ascii_letters_is_sent_as_a_uri(self, app, client, program,
+                                                                  referrer):
+        set_destination(app, program, "https://shop.example/café?q=été", "shop.example")
+        response = client.get(f"/r/{referrer[1]}")
+        visitor = clicks(app)[0].visitor_id
+        assert response.location == (
+            f"https://shop.example/caf%C3%A9?q=%C3%A9t%C3%A9&visitor_id={visitor}"
+        )
+
+    def test_a_failed_click_is_handed_to_flask_and_recorded_once(self, app, shop, referrer,
+                                                                  monkeypatch):
+        calls = []
+        record = clicks_module.record_click
+
+        def fail_first(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RedisConnectionError("down for a moment")
+            record(*args, **kwargs)
+
+        monkeypatch.setattr(lane_module, "record_click", fail_first)
+        response = app.test_client().get(f"/r/{referrer[1]}")
+        assert response.status_code == 302
+        assert len(calls) == 2  # the lane's try, then the view's
+        assert len(clicks(app)) == 1
+
+    @pytest.mark.parametrize("query", ["s=email", "s=email&s=x", "a=1&s=", "s=%65mail",
+                                       "s=a+b%20c", "", "s", "x=1;s=qr"])
+    def test_reads_a_query_parameter_as_werkzeug_does(self, query):
+        environ = EnvironBuilder(query_string=query).get_environ()
+        assert lane_module._query_param(environ, "s") == Request(environ).args.get("s")
+
+    @pytest.mark.parametrize("path", ["/r/", "/r/CODE/extra", "/rx/CODE"])
+    def test_other_paths_are_left_to_flask(self, client, path):
+        assert client.get(path).status_code == 404
+
+
+class TestClickSender:
+    def test_sends_queued_clicks_in_one_batch(self):
+        redis = fakeredis.FakeRedis()
+        sender = ClickSender(redis, STREAM, seconds=60)
+        for n in range(3):
+            sender.add(f'{{"n": {n}}}')
+        assert redis.xlen(STREAM) == 0
+        assert sender.flush() == 3
+        assert [f[b"c"] for _, f in redis.xrange(STREAM)] == [b'{"n": 0}', b'{"n": 1}',
+                                                              b'{"n": 2}']
+        assert sender.flush() == 0
+
+    def test_its_thread_sends_within_the_interval(self):
+        redis = fakeredis.FakeRedis()
+        sender = ClickSender(redis, STREAM, seconds=0.01)
+        sender.add("{}")
+        deadline = time.monotonic() + 5
+        while redis.xlen(STREAM) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sender.close()
+        assert redis.xlen(STREAM) == 1
+
+    def test_keeps_clicks_while_redis_is_down_and_logs_what_it_drops(self, caplog):
+        down = Redis(port=1, retry=Retry(NoBackoff(), 0))  # nobody listens on port 1
+        sender = ClickSender(down, STREAM, seconds=60, limit=3)
+        for n in range(2):
+            sender.add(str(n))
+        with caplog.at_level(logging.WARNING):
+            assert sender.flush() == 0
+            sender.add("2")
+            sender.add("3")
+            assert sender.flush() == 0
+        assert "dropped the 1 oldest clicks" in caplog.text
+        sender.redis = fakeredis.FakeRedis()
+        assert sender.flush() == 3
+        assert [f[b"c"] for _, f in sender.redis.xrange(STREAM)] == [b"1", b"2", b"3"]
+
+    @pytest.mark.parametrize("payload", ['{"n": 1}', '{"é": "ü\\n"}', "x" * 7000])
+    def test_writes_xadd_as_redis_py_packs_it(self, payload):
+        redis = Redis()
+        connection = redis.connection_pool.make_connection()  # packs; never connects
+        packed = b"".join(connection.pack_command("XADD", STREAM, "*", "c", payload))
+        assert ClickSender(redis, STREAM, seconds=60)._xadd(payload) == packed
+
+    @pytest.mark.parametrize(("redis", "seconds", "batching"), [
+        (True, 0.05, True), (True, 0, False), (False, 0.05, False)])
+    def test_only_with_redis_and_an_interval(self, redis, seconds, batching):
+        bare = Flask(__name__)
+        bare.config["CLICK_FLUSH_SECONDS"] = seconds
+        bare.extensions["rewards.redis"] = fakeredis.FakeRedis() if redis else None
+        clicks_module.init_app(bare)
+        assert isinstance(bare.extensions["rewards.click_sender"], ClickSender) is batching
