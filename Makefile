@@ -42,7 +42,9 @@ test: install-dev chromium lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-dev
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/redirect.py
+	$(BIN)/python bench/policy.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
