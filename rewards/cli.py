@@ -55,11 +55,20 @@ def create_api_key_command(name):
 @click.option("--attribution", default="last", show_default=True,
               type=click.Choice(["last", "first"]))
 @click.option("--destination", default=None, help="Where a click lands; on its own domain.")
-def create_program_command(slug, name, currency, window_days, attribution, destination):
+@click.option("--payout-schedule", default="on_demand", show_default=True,
+              type=click.Choice(["on_demand", "weekly", "monthly"]),
+              help="How often payouts are proposed.")
+@click.option("--payout-minimum", default=0, show_default=True, type=click.IntRange(min=0),
+              metavar="AMOUNT",
+              help="In minor units (cents): payouts wait until the balance reaches it.")
+def create_program_command(slug, name, currency, window_days, attribution, destination,
+                           payout_schedule, payout_minimum):
     """Create a program; the first one made is the default."""
     try:
         program = create_program(slug, name=name, currency=currency, window_days=window_days,
-                                 attribution=attribution, destination_url=destination)
+                                 attribution=attribution, destination_url=destination,
+                                 payout_schedule=payout_schedule,
+                                 payout_minimum=payout_minimum)
     except ServiceError as error:
         _fail(error)
     default = " (default)" if program.is_default else ""

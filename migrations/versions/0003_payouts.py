@@ -130,6 +130,10 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_customers_stripe_customer_id'), ['stripe_customer_id'], unique=False)
         batch_op.create_unique_constraint(batch_op.f('uq_customers_stripe_account_id'), ['stripe_account_id'])
 
+    with op.batch_alter_table('conversions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('card_fingerprint', sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f('ix_conversions_card_fingerprint'), ['card_fingerprint'], unique=False)
+
     with op.batch_alter_table('programs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('payout_schedule', sa.String(length=16), server_default='on_demand', nullable=False))
         batch_op.add_column(sa.Column('payout_minimum', sa.BigInteger(), server_default='0', nullable=False))
@@ -155,6 +159,10 @@ def downgrade():
         batch_op.drop_column('second_approval_above')
         batch_op.drop_column('payout_minimum')
         batch_op.drop_column('payout_schedule')
+
+    with op.batch_alter_table('conversions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_conversions_card_fingerprint'))
+        batch_op.drop_column('card_fingerprint')
 
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_customers_stripe_account_id'), type_='unique')

@@ -1,14 +1,15 @@
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import ApiKey, Customer, Program, ReferralCode
 from ..services.codes import set_vanity_code
 from ..services.errors import ServiceError
-from ..services.programs import update_program
+from ..services.programs import EDITABLE, update_program
 from ..services.stats import program_summary
 from . import bp
-from .forms import ProgramForm, VanityCodeForm
+from .forms import ProgramForm, VanityCodeForm, to_major
 
 PAGE = 50
 
@@ -25,15 +26,18 @@ def home():
 @bp.route("/programs/<int:program_id>", methods=["GET", "POST"])
 def program(program_id: int):
     program = db.session.get(Program, program_id) or abort(404)
-    form = ProgramForm(obj=program)
+    current = {name: getattr(program, name) for name in EDITABLE} | {
+        "payout_minimum": to_major(program.payout_minimum, program.currency),
+        "second_approval_above": to_major(program.second_approval_above, program.currency),
+    }
+    form = ProgramForm(data=current, currency=program.currency)
     if form.validate_on_submit():
+        values = {name: form[name].data for name in EDITABLE} | form.payout_amounts()
         try:
-            update_program(program, **{name: form[name].data for name in (
-                "name", "window_days", "attribution", "landing_headline", "landing_offer",
-                "destination_url", "allowed_domain")})
+            update_program(program, account=current_user._get_current_object(), **values)
         except ServiceError as error:
             db.session.rollback()
-            form[error.field or "name"].errors.append(error.message)
+            form[error.field if error.field in form else "name"].errors.append(error.message)
         else:
             flash(f"Saved {program.name}.", "success")
             return redirect(url_for("admin.program", program_id=program.id))

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Balance, Conversion, Customer, Reward, Signup
+from ..models import Balance, Conversion, Customer, Payout, Reward, Signup
 from ..services.codes import primary_code, referral_url
 from ..services.stats import customer_counts
 
@@ -77,4 +77,18 @@ def balances(customer_id: int) -> dict:
         row.currency: row.as_dict()
         for row in db.session.scalars(
             select(Balance).filter_by(customer_id=customer_id).order_by(Balance.currency))
+    }
+
+
+def payout(row: Payout) -> dict:
+    return {
+        "id": row.id,
+        "customer": row.customer.external_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "status": row.status,
+        "method": row.method,
+        "reference": row.reference,
+        "created_at": row.created_at.isoformat(),
+        "paid_at": row.paid_at.isoformat() if row.paid_at else None,
     }

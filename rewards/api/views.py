@@ -1,7 +1,12 @@
+import re
+
 from flask import jsonify, request
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
+from ..models import PAYOUT_STATUSES, Customer, Payout
 from ..services.conversions import NewConversion, get_conversion, record_conversion, request_hash
 from ..services.customers import find_customer, find_or_add_customer
 from ..services.errors import NotFound, ServiceError
@@ -9,6 +14,9 @@ from ..services.programs import get_program
 from ..services.refunds import record_refund
 from ..services.signups import record_signup
 from . import answers, bp, parse
+
+STRIPE_CUSTOMER_RE = re.compile(r"^cus_[A-Za-z0-9]+$")
+MAX_PAYOUTS = 500
 
 
 def _created(payload: dict, created: bool):
@@ -18,14 +26,20 @@ def _created(payload: dict, created: bool):
 @bp.post("/customers")
 def create_customer():
     data = parse.body()
-    parse.no_unknown(data, {"external_id", "email", "name", "program"})
+    parse.no_unknown(data, {"external_id", "email", "name", "program", "stripe_customer_id"})
     external_id = parse.text(data, "external_id", required=True)
     email = parse.email(data, required=True)
     name = parse.text(data, "name", max_length=120)
+    stripe_customer_id = parse.text(data, "stripe_customer_id", max_length=64)
+    if stripe_customer_id is not None and not STRIPE_CUSTOMER_RE.match(stripe_customer_id):
+        raise ServiceError("stripe_customer_id must be a Stripe customer id such as cus_123.",
+                           field="stripe_customer_id")
     program = get_program(parse.text(data, "program", max_length=64))
     for _ in range(3):
         try:
             row, created = find_or_add_customer(program, external_id, email, name)
+            if stripe_customer_id:
+                row.stripe_customer_id = stripe_customer_id
             db.session.commit()
             return _created(answers.customer(row), created)
         except IntegrityError:
@@ -100,3 +114,24 @@ def create_refund():
     record_refund(conversion, parse.amount(data), parse.text(data, "refund_id"))
     db.session.expire_all()
     return jsonify(answers.conversion(conversion))
+
+
+@bp.get("/payouts")
+def list_payouts():
+    """Newest first, at most MAX_PAYOUTS; `status`, `customer` (an external id) and
+    `program` (a slug) filter."""
+    stmt = (select(Payout).options(joinedload(Payout.customer))
+            .order_by(Payout.created_at.desc(), Payout.id.desc()).limit(MAX_PAYOUTS))
+    status = request.args.get("status")
+    if status is not None:
+        if status not in PAYOUT_STATUSES:
+            raise ServiceError(f"status must be one of {', '.join(PAYOUT_STATUSES)}.",
+                               field="status")
+        stmt = stmt.where(Payout.status == status)
+    if request.args.get("program"):
+        stmt = stmt.where(Payout.program_id == get_program(request.args["program"]).id)
+    external_id = request.args.get("customer")
+    if external_id is not None:
+        stmt = stmt.where(Payout.customer_id.in_(
+            select(Customer.id).where(Customer.external_id == external_id)))
+    return jsonify({"payouts": [answers.payout(row) for row in db.session.scalars(stmt)]})

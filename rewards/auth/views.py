@@ -4,8 +4,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from ..extensions import db, limiter, login_manager
 from ..models import Account
 from ..services.accounts import authenticate, register_customer
+from ..services.clicks import hash_ip, new_visitor_id
 from ..services.errors import ServiceError
-from ..services.programs import get_program
+from ..services.fraud import record_known_visitor
+from ..services.programs import default_program, get_program
 from ..urls import is_local_path
 from . import bp
 from .forms import LoginForm, LogoutForm, SignupForm
@@ -54,12 +56,29 @@ def login():
             session.clear()  # a fresh session on login: no fixation
             login_user(account)
             session["customer_id"] = account.customer_id
-            return redirect(target if is_local_path(target) else home_for(account))
+            response = redirect(target if is_local_path(target) else home_for(account))
+            if account.customer_id is not None:
+                _remember_browser(account.customer_id, response)
+            return response
         flash("Email or password is incorrect.", "error")
         return render_template("auth/login.html", form=form, next=target), 401
     if current_user.is_authenticated and request.method == "GET":
         return redirect(home_for(current_user))
     return render_template("auth/login.html", form=form, next=target)
+
+
+def _remember_browser(customer_id: int, response) -> None:
+    """Note the browser (and network) a customer signs in from, so that a 'friend' signing
+    up from them is flagged; a browser without a visitor id gets one."""
+    from ..public.visitor import read_visitor_id, set_visitor_cookie  # public imports auth
+
+    visitor_id = read_visitor_id(request)
+    if visitor_id is None:
+        visitor_id = new_visitor_id()
+        program = default_program()
+        set_visitor_cookie(response, visitor_id, program.window_days if program else 30)
+    record_known_visitor(customer_id, visitor_id, hash_ip(request.remote_addr))
+    db.session.commit()
 
 
 @bp.post("/logout")

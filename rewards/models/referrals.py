@@ -111,6 +111,9 @@ class Conversion(db.Model):
     # Set, with a compare-and-set, by the job that computes the purchase's rewards.
     processed_at = mapped_column(UTCDateTime)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The payment card's fingerprint when Stripe gives one: the same card as the referrer's
+    # raises a fraud signal.
+    card_fingerprint: Mapped[str | None] = mapped_column(db.String(64), index=True)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     customer = relationship("Customer", foreign_keys=[customer_id])

@@ -5,4 +5,4 @@ from ..security import require_roles
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 bp.before_request(require_roles("customer"))
 
-from . import views  # noqa: E402,F401
+from . import payouts, views  # noqa: E402,F401

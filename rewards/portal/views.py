@@ -7,6 +7,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Balance, Referral, Reward
 from ..services.codes import primary_code, qr_svg, referral_url
+from ..services.payout_methods import LABELS as METHOD_LABELS
 from ..services.stats import customer_counts
 from . import bp
 
@@ -59,6 +60,7 @@ def home():
         counts=customer_counts(customer),
         shares=_share_links(url, customer.program.name),
         friends=friends,
+        method_labels=METHOD_LABELS,
     )
 
 

@@ -60,12 +60,15 @@ def landing(code: str):
     referral_code, program, referrer = _code_or_404(code)
     form = FriendSignupForm()
     if form.validate_on_submit():
+        from ..services.clicks import hash_ip
+
         visitor_id = read_visitor_id(request)
         try:
             # The click is the better evidence; the code stands in when there was none.
             register_customer(program, email=form.email.data, password=form.password.data,
                               name=form.name.data, visitor_id=visitor_id,
-                              referral_code=None if visitor_id else referral_code.code)
+                              referral_code=None if visitor_id else referral_code.code,
+                              ip_hash=hash_ip(request.remote_addr))
         except ServiceError as error:
             form.password.errors.append(error.message)
         else:

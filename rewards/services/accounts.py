@@ -59,6 +59,7 @@ def register_customer(
     name: str | None = None,
     referral_code: str | None = None,
     visitor_id: str | None = None,
+    ip_hash: str | None = None,
 ) -> Account | None:
     """Self-registration from /signup or a friend's landing page.
 
@@ -81,7 +82,7 @@ def register_customer(
         db.session.flush()
         if not db.session.scalar(select(Signup.id).filter_by(customer_id=customer.id)):
             attribute_signup(program, customer, source="web", referral_code=referral_code,
-                             visitor_id=visitor_id)
+                             visitor_id=visitor_id, ip_hash=ip_hash)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

@@ -9,7 +9,8 @@ import secrets
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import ApiKey, utcnow
+from ..models import Account, ApiKey, utcnow
+from . import audit
 from .errors import ServiceError
 
 PREFIX = "rk_"
@@ -19,13 +20,18 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(name: str) -> tuple[ApiKey, str]:
+def create_api_key(name: str, account: Account | None = None) -> tuple[ApiKey, str]:
+    """A new key and its row; audited (its name and prefix, never the key) in the same
+    transaction. `account` is None from the command line."""
     name = (name or "").strip()
     if not name:
         raise ServiceError("An API key needs a name.", field="name")
     key = PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(name=name[:120], prefix=key[:10], key_hash=_digest(key))
     db.session.add(row)
+    db.session.flush()
+    audit.record(account, "create_api_key", f"api_key:{row.id}",
+                 after={"name": row.name, "prefix": row.prefix})
     db.session.commit()
     return row, key
 

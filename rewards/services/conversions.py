@@ -13,6 +13,7 @@ from ..models import Conversion, Program
 from .attribution import referral_for, resolve, sentence
 from .customers import find_or_add_customer
 from .errors import Conflict, NotFound
+from .fraud import signals_for_purchase
 
 
 @dataclass
@@ -26,6 +27,8 @@ class NewConversion:
     name: str | None = None
     referral_code: str | None = None
     visitor_id: str | None = None
+    # The payment card's fingerprint, when Stripe gives one (for the self_card signal).
+    card_fingerprint: str | None = None
 
 
 @dataclass
@@ -78,8 +81,11 @@ def record_conversion(
             matched_by=attribution.matched_by,
             reason=sentence(attribution)[:300],
             request_hash=digest,
+            card_fingerprint=data.card_fingerprint,
         )
         db.session.add(conversion)
+        db.session.flush()
+        signals_for_purchase(conversion, visitor_id=data.visitor_id)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Account, PolicyVersion, Program
 from ..policies.document import Policy, PolicyInvalid, parse_policy, to_document
+from . import audit
 from .errors import ServiceError
 
 
@@ -45,7 +46,8 @@ def load(version: PolicyVersion) -> Policy:
 
 
 def publish(program: Program, document: object, account: Account | None = None) -> PolicyVersion:
-    """Validate and publish as the program's next version. Racing publishers get
+    """Validate and publish as the program's next version, audited in the same
+    transaction (`account` is None from the command line). Racing publishers get
     consecutive numbers; nothing is published when the document is invalid."""
     policy = check_document(program, document)
     text = canonical(to_document(policy))
@@ -56,6 +58,9 @@ def publish(program: Program, document: object, account: Account | None = None) 
                                 digest=hashlib.sha256(text.encode()).hexdigest(),
                                 published_by=account.id if account else None)
         db.session.add(version)
+        audit.record(account, "publish_policy", f"program:{program.id}",
+                     before={"version": number - 1} if number > 1 else None,
+                     after={"version": number})
         try:
             db.session.commit()
             return version

@@ -5,13 +5,45 @@ import re
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import ATTRIBUTION_MODELS, Program
+from ..models import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Account, Program
 from ..urls import host_of, is_allowed_destination
+from . import audit
 from .codes import forget
 from .errors import Conflict, NotFound, ServiceError
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CURRENCY_RE = re.compile(r"^[a-z]{3}$")
+MAX_AMOUNT = 10**12  # minor units: ten billion in a two-decimal currency
+MAX_VELOCITY = 10_000
+# What an admin may change, in the order the audit log lists it.
+EDITABLE = ("name", "window_days", "attribution", "landing_headline", "landing_offer",
+            "destination_url", "allowed_domain", "payout_schedule", "payout_minimum",
+            "second_approval_above", "velocity_limit")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_payouts(values: dict) -> dict:
+    schedule = values.get("payout_schedule", "on_demand")
+    if schedule not in PAYOUT_SCHEDULES:
+        raise ServiceError("The payout schedule must be on_demand, weekly or monthly.",
+                           field="payout_schedule")
+    minimum = values.get("payout_minimum", 0)
+    if not _whole(minimum) or not 0 <= minimum <= MAX_AMOUNT:
+        raise ServiceError("The payout minimum must be a whole amount in minor units, "
+                           "0 or more.", field="payout_minimum")
+    second = values.get("second_approval_above")
+    if second is not None and (not _whole(second) or not 0 <= second <= MAX_AMOUNT):
+        raise ServiceError("The second-approval threshold must be a whole amount in minor "
+                           "units, 0 or more, or empty.", field="second_approval_above")
+    velocity = values.get("velocity_limit", 10)
+    if not _whole(velocity) or not 1 <= velocity <= MAX_VELOCITY:
+        raise ServiceError(f"The velocity limit must be 1 to {MAX_VELOCITY:,} signups per "
+                           "code per hour.", field="velocity_limit")
+    return {"payout_schedule": schedule, "payout_minimum": minimum,
+            "second_approval_above": second, "velocity_limit": velocity}
 
 
 def default_program() -> Program | None:
@@ -62,7 +94,7 @@ def _check(values: dict) -> dict:
         "allowed_domain": allowed if destination else None,
         "landing_headline": (values.get("landing_headline") or "").strip()[:200],
         "landing_offer": (values.get("landing_offer") or "").strip()[:2000],
-    }
+    } | _check_payouts(values)
 
 
 def create_program(slug: str, **values) -> Program:
@@ -82,19 +114,20 @@ def create_program(slug: str, **values) -> Program:
     return program
 
 
-def update_program(program: Program, **values) -> Program:
-    merged = {
-        "name": program.name,
-        "currency": program.currency,
-        "window_days": program.window_days,
-        "attribution": program.attribution,
-        "destination_url": program.destination_url,
-        "allowed_domain": program.allowed_domain,
-        "landing_headline": program.landing_headline,
-        "landing_offer": program.landing_offer,
-    } | values
-    for key, value in _check(merged).items():
-        setattr(program, key, value)
+def update_program(program: Program, account: Account | None = None, **values) -> Program:
+    """Change a program's settings; the change is audited (who, and the changed fields
+    before and after) in the same transaction. The slug stays."""
+    fields = ("currency", *EDITABLE)
+    before = audit.snapshot(program, *fields)
+    checked = _check(before | values)
+    for key in fields:
+        setattr(program, key, checked[key])
+    after = audit.snapshot(program, *fields)
+    changed = [key for key in fields if before[key] != after[key]]
+    if changed:
+        audit.record(account, "update_program", f"program:{program.id}",
+                     before={key: before[key] for key in changed},
+                     after={key: after[key] for key in changed})
     db.session.commit()
     forget()  # the redirect caches each code's destination
     return program

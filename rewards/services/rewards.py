@@ -8,6 +8,7 @@ from ..extensions import db
 from ..models import Conversion, Referral, Refund, Reward, utcnow
 from ..policies.evaluate import Evaluation, History, Purchase, evaluate, pro_rata
 from . import ledger
+from .fraud import hold_flagged
 from .policies import current_version, load
 
 # Statuses whose lines still count toward a referrer's history and limits.
@@ -137,6 +138,8 @@ def _evaluate_and_record(conversion: Conversion) -> Evaluation | None:
             if share:
                 ledger.reverse_part(reward, share, refund_id=latest.id,
                                     explanation=refund_sentence(reward, share, conversion))
+    # A flagged referral's rewards wait on hold for a coordinator.
+    hold_flagged(conversion.id)
     return evaluation
 
 

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..models import Customer, Program, Signup, utcnow
 from .attribution import referral_for, resolve, sentence
 from .customers import find_or_add_customer
+from .fraud import signals_for_signup
 
 
 @dataclass
@@ -26,8 +27,10 @@ def attribute_signup(
     referral_code: str | None = None,
     visitor_id: str | None = None,
     at: datetime | None = None,
+    ip_hash: str | None = None,
 ) -> Signup:
-    """Add the signup row for a customer already in the session (flushed, not committed)."""
+    """Add the signup row for a customer already in the session (flushed, not committed),
+    with the fraud signals of a referred signup."""
     at = at or utcnow()
     attribution = resolve(program, customer, email=customer.email, referral_code=referral_code,
                           visitor_id=visitor_id, at=at)
@@ -43,6 +46,8 @@ def attribute_signup(
     )
     db.session.add(signup)
     db.session.flush()
+    if referral is not None:
+        signals_for_signup(referral, visitor_id=visitor_id, ip_hash=ip_hash, at=at)
     return signup
 
 

@@ -171,3 +171,55 @@
     start();
   }
 })();
+
+/* Payout queue (coordinator/payouts.html): "select all" for the batch form. */
+(function () {
+  "use strict";
+
+  function setUpSelectAll() {
+    var boxes = document.querySelectorAll("input[data-select-all]");
+    Array.prototype.forEach.call(boxes, function (all) {
+      var form = all.form;
+      if (!form) {
+        return;
+      }
+      var name = all.getAttribute("data-select-all");
+      var rows = form.querySelectorAll('input[type="checkbox"][name="' + name + '"]');
+      if (!rows.length) {
+        return;
+      }
+      var wrap = all.closest("[data-select-all-wrap]");
+      if (wrap) {
+        wrap.hidden = false;
+      }
+
+      function sync() {
+        var checked = 0;
+        Array.prototype.forEach.call(rows, function (row) {
+          if (row.checked) {
+            checked += 1;
+          }
+        });
+        all.checked = checked === rows.length;
+        all.indeterminate = checked > 0 && checked < rows.length;
+      }
+
+      all.addEventListener("change", function () {
+        Array.prototype.forEach.call(rows, function (row) {
+          row.checked = all.checked;
+        });
+        all.indeterminate = false;
+      });
+      Array.prototype.forEach.call(rows, function (row) {
+        row.addEventListener("change", sync);
+      });
+      sync();
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setUpSelectAll);
+  } else {
+    setUpSelectAll();
+  }
+})();
