@@ -70,6 +70,11 @@ def seed_demo(rng: random.Random | None = None) -> tuple[bool, list[tuple[str, s
     return True, logins
 
 
+def _demo_email(index: int, first: str) -> str:
+    """One friend signs up with a throwaway address, so the demo has a flagged referral."""
+    return f"{first}@mailinator.com" if index == 1 else f"{first}@friends.example"
+
+
 def _friend_story(program, rng, now, index, name, referrer) -> None:
     """Clicks, then maybe a signup, then maybe purchases, spread over the last 60 days."""
     first = name.split()[0].lower()
@@ -92,7 +97,7 @@ def _friend_story(program, rng, now, index, name, referrer) -> None:
         return  # clicked, never signed up
     signed_up_at = clicked_at + timedelta(hours=rng.randint(5, 30))
     customer, _ = find_or_add_customer(program, f"demo-{index + 1:03d}",
-                                       f"{first}@friends.example", name)
+                                       _demo_email(index, first), name)
     attribute_signup(program, customer, source="api", visitor_id=visitor, at=signed_up_at)
     db.session.commit()
     if index % 3 == 2:
