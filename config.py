@@ -46,6 +46,9 @@ class Config:
     HSTS = False
     MAX_CONTENT_LENGTH = 1024 * 1024
     LOGIN_LIMIT = "5 per minute"
+    # If the limits' Redis is unreachable, count in memory rather than fail the login.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
     # How long the in-process referral-code cache trusts an entry, in seconds.
     CODE_CACHE_SECONDS = 30
     # Clicks queued in Redis are moved into the database in batches of this size.

@@ -117,3 +117,24 @@ def test_password_rules():
     assert password_problem("correct-horse-battery") is None
     assert password_problem("maria.lopez-2026", "maria.lopez@example.com") is not None
     assert password_problem("x" * 201) is not None
+
+
+def test_login_still_works_when_the_limits_store_is_down(tmp_path):
+    from rewards.extensions import limiter
+
+    from .conftest import make_app, reset_schema
+
+    app = make_app(f"sqlite:///{tmp_path / 'down.db'}",
+                   RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    reset_schema(app)
+    with app.app_context():
+        from rewards.services.accounts import create_account
+        from rewards.services.programs import create_program
+
+        create_program("p", name="P", currency="usd")
+        create_account("c@example.com", PASSWORD, "customer", "C")
+    try:
+        assert login(app.test_client(), "c@example.com").status_code == 302
+    finally:
+        make_app("sqlite://")  # the limiter is shared: give it back in-memory storage
+        limiter.reset()
