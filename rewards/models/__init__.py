@@ -23,13 +23,14 @@ from .payouts import (
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
 from .programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
 from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
+from .stripe_events import EVENT_STATUSES, Dispute, StripeEvent
 from .types import utcnow
 
 __all__ = [
-    "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "LIVE_PAYOUT", "MATCHED_BY", "PAYOUT_METHODS",
-    "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES", "STAFF_ROLES",
-    "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click", "Conversion",
-    "Customer", "FraudSignal", "KnownVisitor", "Payout", "PayoutApproval", "PolicyDraft",
-    "PolicyVersion", "Program", "Referral", "ReferralCode", "Refund", "Reward", "Signup",
-    "utcnow",
+    "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "EVENT_STATUSES", "LIVE_PAYOUT", "MATCHED_BY",
+    "PAYOUT_METHODS", "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES",
+    "STAFF_ROLES", "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click",
+    "Conversion", "Customer", "Dispute", "FraudSignal", "KnownVisitor", "Payout",
+    "PayoutApproval", "PolicyDraft", "PolicyVersion", "Program", "Referral", "ReferralCode",
+    "Refund", "Reward", "Signup", "StripeEvent", "utcnow",
 ]

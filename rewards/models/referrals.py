@@ -105,6 +105,9 @@ class Conversion(db.Model):
     currency: Mapped[str] = mapped_column(db.String(3))
     occurred_at = mapped_column(UTCDateTime, nullable=False)
     matched_by: Mapped[str | None] = mapped_column(db.String(16))
+    # For a Stripe purchase, the link of its chain that matched (client_reference_id,
+    # metadata, promotion_code, stripe_customer, email), or "staff" when set by hand.
+    matched_via: Mapped[str | None] = mapped_column(db.String(32))
     reason: Mapped[str] = mapped_column(db.String(300))
     # SHA-256 of the request body, to tell a replay from a conflicting reuse of an order id.
     request_hash: Mapped[str] = mapped_column(db.String(64))
