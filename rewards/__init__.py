@@ -58,13 +58,15 @@ def _register_blueprints(app: Flask) -> None:
     from .marketing import bp as marketing_bp
     from .portal import bp as portal_bp
     from .public import bp as public_bp
+    from .webhooks import bp as webhooks_bp
 
-    for bp in (public_bp, auth_bp, portal_bp, admin_bp, coordinator_bp, marketing_bp, api_bp):
+    for bp in (public_bp, auth_bp, portal_bp, admin_bp, coordinator_bp, marketing_bp, api_bp,
+               webhooks_bp):
         app.register_blueprint(bp)
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/webhooks/"))
 
 
 def _register_errors(app: Flask) -> None:

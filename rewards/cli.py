@@ -133,6 +133,82 @@ def sweep_command():
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in result.items()))
 
 
+@rewards_cli.command("stripe-replay")
+@click.option("--since", required=True, metavar="YYYY-MM-DD",
+              help="Read the events Stripe created on or after this day (UTC).")
+def stripe_replay_command(since):
+    """Read back the events Stripe holds since a day and store and process the missing ones.
+
+    Events already stored are skipped, so running it twice changes nothing."""
+    from datetime import UTC, datetime
+
+    from . import stripe_gateway
+
+    try:
+        day = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        click.echo(f"error: --since {since!r} is not a date such as 2025-01-31.", err=True)
+        sys.exit(1)
+    if not stripe_gateway.configured():
+        click.echo("error: Stripe is not configured: set STRIPE_API_KEY.", err=True)
+        sys.exit(1)
+    try:
+        events = _read_stripe_events(int(day.timestamp()))
+    except stripe_gateway.StripeFailure as failure:
+        click.echo(f"error: Stripe refused to list the events: {failure}", err=True)
+        sys.exit(1)
+    new, stored, outcomes = _replay_events(events)
+    click.echo(f"Read {len(events):,} event{'' if len(events) == 1 else 's'} from Stripe "
+               f"since {day:%Y-%m-%d}: {new:,} new, {stored:,} already stored.")
+    if outcomes:
+        click.echo("Outcomes of the new events: " + ", ".join(
+            f"{status}: {count:,}" for status, count in sorted(outcomes.items())))
+
+
+def _read_stripe_events(since: int) -> list[dict]:
+    """Every event since `since`, oldest first, so purchases come before their refunds."""
+    from .stripe_gateway import list_events
+
+    events: list[dict] = []
+    after = None
+    while True:
+        page, more = list_events(since, after)
+        events += page
+        click.echo(f"Read {len(events):,} events from Stripe...", err=True)
+        if not more or not page:
+            break
+        after = page[-1]["id"]
+    unique = {event["id"]: event for event in events}
+    return sorted(unique.values(), key=lambda e: (e.get("created") or 0, e["id"]))
+
+
+def _replay_events(events: list[dict]) -> tuple[int, int, dict[str, int]]:
+    """Store each event once and process the new ones: (new, already stored, outcomes)."""
+    from collections import Counter
+
+    from .extensions import db
+    from .models import StripeEvent
+    from .services.stripe_events import ingest, process
+
+    new = stored = 0
+    outcomes: Counter = Counter()
+    with click.progressbar(events, label="Storing and processing events", file=sys.stderr,
+                           show_pos=True) as bar:
+        for event in bar:
+            row, created = ingest(event)
+            if not created:
+                stored += 1
+                continue
+            new += 1
+            row_id = row.id
+            process(row_id)
+            db.session.rollback()  # read the outcome as committed
+            status = db.session.scalar(
+                db.select(StripeEvent.status).where(StripeEvent.id == row_id))
+            outcomes[status or "unknown"] += 1
+    return new, stored, dict(outcomes)
+
+
 @rewards_cli.command("simulate")
 @click.option("--program", "slug", required=True)
 @click.option("--draft", "path", required=True, type=click.Path(exists=True, dir_okay=False),

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Work recorded in the database but not done after this long is enqueued again by `sweep`.
 STALE_AFTER = timedelta(minutes=5)
+# A Stripe event not processed this long after it was received is enqueued again.
+STRIPE_EVENT_STALE_AFTER = timedelta(minutes=2)
 
 
 def enqueue(func, *ids) -> None:
@@ -51,6 +53,13 @@ def resume_payout(payout_id: int) -> str:
     return send(payout_id, resume=True)
 
 
+def process_stripe_event(event_row_id: int) -> str:
+    """Apply a stored Stripe event; safe twice (its status moves by compare-and-set)."""
+    from .services.stripe_events import process
+
+    return process(event_row_id)
+
+
 def flush_clicks() -> int:
     from .services.clicks import flush_clicks as flush
 
@@ -82,6 +91,13 @@ def sweep() -> dict:
         enqueue(send_payout, payout_id)
     for payout_id in resume_ids:
         enqueue(resume_payout, payout_id)
+    from .services.stripe_events import requeue_ids
+
+    stripe_events = requeue_ids(utcnow() - STRIPE_EVENT_STALE_AFTER)
+    db.session.rollback()
+    for event_row_id in stripe_events:
+        enqueue(process_stripe_event, event_row_id)
     return {"rewards_released": released, "payouts_proposed": proposed,
             "payouts_retried": len(retry_ids) + len(resume_ids),
-            "conversions_requeued": len(waiting), "clicks_flushed": flush_clicks()}
+            "conversions_requeued": len(waiting), "clicks_flushed": flush_clicks(),
+            "stripe_events_requeued": len(stripe_events)}

@@ -16,6 +16,13 @@ ACCOUNT_CODES = frozenset({
     "account_closed", "no_account", "payouts_not_allowed",
 })
 BALANCE_CODES = frozenset({"balance_insufficient", "insufficient_funds"})
+# The events the webhook consumes (API.md, Stripe events consumed): select these when
+# registering the endpoint.
+CONSUMED_EVENTS = (
+    "checkout.session.completed", "checkout.session.async_payment_succeeded", "invoice.paid",
+    "charge.refunded", "charge.dispute.created", "charge.dispute.closed", "account.updated",
+)
+WEBHOOK_PATH = "/webhooks/stripe"
 
 
 class NotConfigured(RuntimeError):
@@ -35,6 +42,14 @@ class StripeFailure(Exception):
 
 def configured() -> bool:
     return bool(current_app.config.get("STRIPE_API_KEY"))
+
+
+def webhook_configured() -> bool:
+    return bool(current_app.config.get("STRIPE_WEBHOOK_SECRETS"))
+
+
+def webhook_url() -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + WEBHOOK_PATH
 
 
 def client() -> stripe.StripeClient:
@@ -125,3 +140,17 @@ def onboarding_link(*, account: str, refresh_url: str, return_url: str) -> str:
     except stripe.StripeError as error:
         raise _failure(error) from error
     return link.url
+
+
+def list_events(since: int, starting_after: str | None = None) -> tuple[list[dict], bool]:
+    """One page (up to 100, newest first as Stripe lists them) of the events Stripe holds
+    created at or after `since` (seconds since the epoch), as plain dicts, and whether
+    more follow (pass the last id as `starting_after`)."""
+    params: dict = {"created": {"gte": since}, "limit": 100}
+    if starting_after:
+        params["starting_after"] = starting_after
+    try:
+        page = client().v1.events.list(params=params)
+    except stripe.StripeError as error:
+        raise _failure(error) from error
+    return [event.to_dict() for event in page.data], bool(page.has_more)

@@ -29,6 +29,8 @@ class FakeStripe:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    # Caps the page size of GET /v1/events, so that a few events span several pages.
+    events_page_size: int | None = None
 
     def fail(self, route: str, code: str, *, status: int = 400, times: int = 1,
              message: str = "Refused by the fake Stripe.") -> None:
@@ -75,12 +77,29 @@ class FakeStripe:
             found = [t for t in self.objects.get("customer_balance_transaction", [])
                      if t["customer"] == parts[2]]
             return 200, {"object": "list", "data": found, "has_more": False, "url": path}
+        if method == "GET" and path == "/v1/events":
+            return 200, self._events(params)
         if method == "POST" and path == "/v1/accounts":
             return 200, self._new("acct", "account", params)
         if method == "POST" and path == "/v1/account_links":
             return 200, {"object": "account_link",
                          "url": f"https://connect.stripe.test/setup/{params.get('account')}"}
         return 404, {"error": {"type": "invalid_request_error", "message": f"no {path}"}}
+
+    def _events(self, params: dict) -> dict:
+        """Events (self.objects["event"]) newest first, as Stripe lists them: `created[gte]`
+        filters, `limit` pages, `starting_after` continues after an id."""
+        since = (params.get("created") or {}).get("gte", 0)
+        found = sorted((e for e in self.objects.get("event", []) if e["created"] >= since),
+                       key=lambda e: (-e["created"], e["id"]))
+        after = params.get("starting_after")
+        if after:
+            at = next((i for i, e in enumerate(found) if e["id"] == after), len(found))
+            found = found[at + 1:]
+        limit = int(params.get("limit") or 10)
+        limit = min(limit, self.events_page_size or limit)
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
+                "url": "/v1/events"}
 
 
 def _parse_form(body: str) -> dict:

@@ -13,7 +13,7 @@ AREAS = {
     "marketing": {"marketing", "admin"},
     "portal": {"customer"},
 }
-PUBLIC = {"public", "auth"}
+PUBLIC = {"public", "auth", "webhooks"}  # webhooks: authenticated by Stripe's signature
 
 
 def routes(app) -> list[tuple[str, str, str, str]]:

@@ -5,4 +5,4 @@ from ..security import require_roles
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(require_roles("admin"))
 
-from . import policies, simulate, views  # noqa: E402,F401
+from . import policies, simulate, stripe, views  # noqa: E402,F401

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Conversion, Program
-from .attribution import referral_for, resolve, sentence
+from ..models import Conversion, Customer, Program
+from .attribution import NO_MATCH, Attribution, referral_for, resolve, sentence
 from .customers import find_or_add_customer
 from .errors import Conflict, NotFound
 from .fraud import signals_for_purchase
@@ -29,6 +29,12 @@ class NewConversion:
     visitor_id: str | None = None
     # The payment card's fingerprint, when Stripe gives one (for the self_card signal).
     card_fingerprint: str | None = None
+    # Stripe only: the buyer's Stripe customer id (finds the buyer first, and is stored on
+    # them), and the links of the Stripe chain to try in order, each (via, kind, value)
+    # with kind "code" or "visitor"; the first that attributes is recorded in matched_via.
+    # None for the JSON API, whose chain is referral_code then visitor_id as before.
+    stripe_customer_id: str | None = None
+    links: tuple[tuple[str, str, str], ...] | None = None
 
 
 @dataclass
@@ -63,10 +69,14 @@ def record_conversion(
     if replay:
         return replay
     try:
-        buyer, _ = find_or_add_customer(program, data.external_id, data.email, data.name)
-        attribution = resolve(program, buyer, email=data.email,
-                              referral_code=data.referral_code, visitor_id=data.visitor_id,
-                              at=data.occurred_at)
+        buyer, found_by = _buyer(program, data)
+        matched_via = None
+        if data.links is None:
+            attribution = resolve(program, buyer, email=data.email,
+                                  referral_code=data.referral_code,
+                                  visitor_id=data.visitor_id, at=data.occurred_at)
+        else:
+            attribution, matched_via = _resolve_links(program, buyer, data, found_by)
         referral = referral_for(program, buyer, attribution, data.occurred_at)
         conversion = Conversion(
             program_id=program.id,
@@ -79,6 +89,7 @@ def record_conversion(
             currency=data.currency,
             occurred_at=data.occurred_at,
             matched_by=attribution.matched_by,
+            matched_via=matched_via,
             reason=sentence(attribution)[:300],
             request_hash=digest,
             card_fingerprint=data.card_fingerprint,
@@ -98,6 +109,43 @@ def record_conversion(
 
         enqueue(process_conversion, conversion.id)
     return ConversionResult(conversion, created=True)
+
+
+def _buyer(program: Program, data: NewConversion) -> tuple[Customer, str | None]:
+    """The buyer, and how a known one was found ("stripe_customer" or "email"; None when
+    new). A Stripe customer id finds the buyer first and is stored on a buyer without one."""
+    if data.stripe_customer_id:
+        known = db.session.scalar(
+            select(Customer).filter_by(program_id=program.id,
+                                       stripe_customer_id=data.stripe_customer_id)
+            .order_by(Customer.id).limit(1))
+        if known is not None:
+            return known, "stripe_customer"
+    buyer, created = find_or_add_customer(program, data.external_id, data.email, data.name)
+    if data.stripe_customer_id and buyer.stripe_customer_id is None:
+        buyer.stripe_customer_id = data.stripe_customer_id
+        db.session.flush()
+    return buyer, (None if created else "email")
+
+
+def _resolve_links(program: Program, buyer: Customer, data: NewConversion,
+                   found_by: str | None) -> tuple[Attribution, str | None]:
+    """Stripe's chain: each link in order, then the buyer's earlier referral (the buyer
+    known by Stripe customer id or by email). Returns the attribution and the link."""
+    refusals: list[str] = []
+    for via, kind, value in data.links:
+        attribution = resolve(program, buyer, email=data.email, at=data.occurred_at,
+                              referral_code=value if kind == "code" else None,
+                              visitor_id=value if kind == "visitor" else None)
+        if attribution.attributed:
+            attribution.refusals = refusals + attribution.refusals
+            # A friend is referred once: their earlier referral stands over any link.
+            return attribution, (found_by if attribution.matched_by == "signup" else via)
+        refusals += attribution.refusals
+    attribution = resolve(program, buyer, email=data.email, at=data.occurred_at)
+    if attribution.attributed:
+        return attribution, found_by
+    return Attribution(reason=refusals[0] if refusals else NO_MATCH, refusals=refusals), None
 
 
 def get_conversion(order_id: str, source: str = "api") -> Conversion:

@@ -13,7 +13,9 @@ Signals are computed when a signup and a purchase are recorded:
 Signals flag, they do not block: a flagged referral's unpaid rewards wait `on_hold` (out of
 payouts) until a coordinator clears the signal (the rewards go back where they were) or
 rejects it (the rewards are rejected, and so are the referral's later ones). A signal is
-unique per (referral, kind, conversion_key), so computing it again adds nothing.
+unique per (referral, kind, conversion_key), so computing it again adds nothing. A purchase
+with an open card dispute (Stripe) keeps its rewards on hold even once its signals are
+cleared; the dispute's close releases them.
 
 Nothing here commits except `clear` and `reject`, the coordinator's actions.
 """
@@ -29,6 +31,7 @@ from ..models import (
     Account,
     Conversion,
     Customer,
+    Dispute,
     FraudSignal,
     KnownVisitor,
     Program,
@@ -306,6 +309,12 @@ def _verdict(referral_id: int) -> str | None:
     return "rejected" if "rejected" in statuses else ("open" if statuses else None)
 
 
+def has_open_dispute(conversion_id: int) -> bool:
+    """Whether a card dispute on the purchase is open (its rewards stay on hold)."""
+    return db.session.scalar(select(Dispute.id).where(
+        Dispute.conversion_id == conversion_id, Dispute.status == "open").limit(1)) is not None
+
+
 def _apply(rewards: list[Reward], verdict: str | None) -> int:
     moved = 0
     for reward in rewards:
@@ -325,6 +334,8 @@ def hold_flagged(conversion_id: int) -> int:
     if conversion is None or conversion.referral_id is None:
         return 0
     verdict = _verdict(conversion.referral_id)
+    if verdict is None and has_open_dispute(conversion_id):
+        verdict = "open"  # a card dispute holds the purchase's rewards like a signal
     if verdict is None:
         return 0
     rewards = db.session.scalars(
@@ -371,6 +382,8 @@ def clear(signal_id: int, account: Account) -> FraudSignal:
     if _verdict(signal.referral_id) is None:
         now = utcnow()
         for reward in _rewards_of_referral(signal.referral_id, ("on_hold",)):
+            if has_open_dispute(reward.conversion_id):
+                continue  # held for the card dispute until Stripe closes it
             back = reward.held_from or "pending"
             if back == "pending" and reward.available_at <= now:
                 back = "available"  # its hold window ended while it was held

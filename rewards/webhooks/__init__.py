@@ -1,0 +1,60 @@
+"""Webhooks from Stripe: verify the signature on the raw body, store the event, answer.
+
+Intake only verifies, stores (once per event id) and answers; the work is a job
+(`rewards.jobs.process_stripe_event`), enqueued after the commit for a new event only.
+"""
+
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..extensions import csrf, db
+from ..services.errors import ServiceError
+from .signature import SignatureError, verify
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)
+
+
+def _error(status: int, code: str, message: str):
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+@bp.post("/stripe")
+def stripe_webhook():
+    from ..jobs import enqueue, process_stripe_event
+    from ..services.stripe_events import ingest
+
+    secrets = current_app.config.get("STRIPE_WEBHOOK_SECRETS") or []
+    if not secrets:
+        return _error(503, "not_configured",
+                      "Stripe webhooks are off: STRIPE_WEBHOOK_SECRET is not set.")
+    payload = request.get_data()
+    try:
+        verify(payload, request.headers.get("Stripe-Signature"), secrets)
+    except SignatureError as error:
+        return _error(400, "bad_signature", str(error))
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return _error(400, "bad_json", "The body is not JSON.")
+    try:
+        row, created = ingest(event)
+    except ServiceError as error:
+        db.session.rollback()
+        return jsonify(error.as_json()), error.status
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("could not store a Stripe event")
+        return _error(503, "unavailable", "The event could not be stored; send it again.")
+    if created:
+        try:
+            enqueue(process_stripe_event, row.id)
+        except Exception:  # stored: the sweep processes it later
+            db.session.rollback()
+            log.exception("processing Stripe event %s failed at intake", row.event_id)
+    return jsonify({"received": True, "duplicate": not created}), 200
