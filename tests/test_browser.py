@@ -46,6 +46,9 @@ def test_customer_shares_and_a_friend_signs_up(site):
         code = customer.inner_text("[data-testid=referral-code]").strip()
         assert link == f"{url}/r/{code}"
         assert customer.inner_text("[data-testid=count-signups]").strip() == "0"
+        customer.click("#copy-link")
+        customer.wait_for_function(
+            "document.getElementById('copy-link').textContent.trim() === 'Copied'")
         screenshot(customer, "portal-before")
 
         friend = browser.new_context(viewport={"width": 390, "height": 844}).new_page()

@@ -110,22 +110,8 @@
     });
   }
 
-  function start() {
-    setUpCopyButtons();
-    setUpSelectOnFocus();
-    setUpFlashes();
-  }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
-})();
-
-/* Policy editor (admin/policy.html). */
-(function () {
-  "use strict";
+  /* Policy editor (admin/policy.html). */
 
   // Policy editor: Enter in a preview field previews rather than submitting the form's
   // first button (Save draft).
@@ -160,21 +146,8 @@
     });
   }
 
-  function start() {
-    setUpEnterClicks();
-    setUpDocumentSync();
-  }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
-})();
-
-/* Payout queue (coordinator/payouts.html): "select all" for the batch form. */
-(function () {
-  "use strict";
+  /* Payout queue (coordinator/payouts.html): "select all" for the batch form. */
 
   function setUpSelectAll() {
     var boxes = document.querySelectorAll("input[data-select-all]");
@@ -217,9 +190,18 @@
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setUpSelectAll);
-  } else {
+  function start() {
+    setUpCopyButtons();
+    setUpSelectOnFocus();
+    setUpFlashes();
+    setUpEnterClicks();
+    setUpDocumentSync();
     setUpSelectAll();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
