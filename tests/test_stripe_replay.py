@@ -84,9 +84,6 @@ def state(app):
 
 
 def test_replay_stores_and_processes_then_changes_nothing(app, held_events, stripe_fake):
-    pytest.importorskip("rewards.services.stripe_events",
-                        reason="the webhook processing (rewards/services/stripe_events.py) "
-                               "is not there yet")
     first = run(app, "--since", held_events)
     assert first.exit_code == 0, first.output
     assert "Read 4 events from Stripe" in first.output
