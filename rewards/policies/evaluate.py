@@ -254,6 +254,25 @@ def _limit(c: _Compiled, value: int, month_count: int, month_amount: int,
     return (paid if paid > 0 else 0), acted
 
 
+def _within_limits(c: _Compiled, value: int, text: str, counters: tuple[int, int, int, int],
+                   currency: str, what: str, notes: list[str]) -> tuple[int, str]:
+    """One referrer line under the monthly and lifetime limits: (amount paid, explanation).
+
+    `counters` is (month count, month amount, lifetime count, lifetime amount) so far.
+    """
+    paid, acted = value, ""
+    if c.limited:
+        paid, acted = _limit(c, value, *counters)
+    if not paid:
+        notes.append(f"The {acted} is reached; no {what}.")
+        return 0, text
+    if paid < value:
+        shown = format_money(paid, currency)
+        text = f"{text} Limited to {shown} by the {acted}."
+        notes.append(f"The {acted} limited the {what} to {shown}.")
+    return paid, text
+
+
 def evaluate(policy: Policy, purchase: Purchase, history: History) -> Evaluation:
     """The lines `policy` gives for `purchase`, given the referrer's `history` before it."""
     c = _compiled(policy)
@@ -312,25 +331,15 @@ def evaluate(policy: Policy, purchase: Purchase, history: History) -> Evaluation
     if rule is not None:
         value, text = _reward(rule, amount, currency, "referrer")
         if value:
-            month_count, month_amount = history.month_count, history.month_amount
-            life_count, life_amount = history.lifetime_count, history.lifetime_amount
-            paid, acted = value, ""
-            if c.limited:
-                paid, acted = _limit(c, value, month_count, month_amount,
-                                     life_count, life_amount)
-            if not paid:
-                notes.append(f"The {acted} is reached; no reward.")
-            else:
-                if paid < value:
-                    shown = format_money(paid, currency)
-                    text = f"{text} Limited to {shown} by the {acted}."
-                    notes.append(f"The {acted} limited the reward to {shown}.")
+            counters = (history.month_count, history.month_amount,
+                        history.lifetime_count, history.lifetime_amount)
+            paid, text = _within_limits(c, value, text, counters, currency, "reward", notes)
+            if paid:
                 decisions.append(Decision("referrer", rule.name, paid, text))
                 referrer_paid = True
-                month_count += 1
-                life_count += 1
-                month_amount += paid
-                life_amount += paid
+                month_count, month_amount, life_count, life_amount = counters
+                counters = (month_count + 1, month_amount + paid,
+                            life_count + 1, life_amount + paid)
         else:
             notes.append(text)
 
@@ -342,17 +351,9 @@ def evaluate(policy: Policy, purchase: Purchase, history: History) -> Evaluation
                 notes.append(f"No milestone bonus for the {ordinal(place)} rewarded friend "
                              "without a referrer reward for this purchase.")
             else:
-                paid, acted = bonus, ""
-                if c.limited:
-                    paid, acted = _limit(c, bonus, month_count, month_amount,
-                                         life_count, life_amount)
-                if not paid:
-                    notes.append(f"The {acted} is reached; no milestone bonus.")
-                else:
-                    if paid < bonus:
-                        shown = format_money(paid, currency)
-                        text = f"{text} Limited to {shown} by the {acted}."
-                        notes.append(f"The {acted} limited the milestone bonus to {shown}.")
+                paid, text = _within_limits(c, bonus, text, counters, currency,
+                                            "milestone bonus", notes)
+                if paid:
                     decisions.append(Decision("referrer", name, paid, text))
 
     friend_rule = c.friend
