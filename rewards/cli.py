@@ -133,6 +133,30 @@ def sweep_command():
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in result.items()))
 
 
+@rewards_cli.command("rebuild-rollups")
+@click.option("--program", "slug", default=None, help="Only this program (default: all).")
+def rebuild_rollups_command(slug):
+    """Recount the dashboard's daily rollups from the raw rows, a month at a time."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Program
+    from .services.rollups import rebuild
+
+    query = select(Program.id)
+    if slug:
+        query = query.where(Program.slug == slug)
+    program_ids = db.session.scalars(query).all()
+    if slug and not program_ids:
+        raise click.ClickException(f"No program with the slug {slug!r}.")
+    bar = _ProgressBar("Recounting months")
+    try:
+        days = rebuild(program_ids, on_progress=bar.update)
+    finally:
+        bar.close()
+    click.echo(f"Rollups rebuilt: {days} days in {len(program_ids)} program(s).")
+
+
 @rewards_cli.command("stripe-replay")
 @click.option("--since", required=True, metavar="YYYY-MM-DD",
               help="Read the events Stripe created on or after this day (UTC).")

@@ -66,6 +66,12 @@ def flush_clicks() -> int:
     return flush()
 
 
+def refresh_rollups() -> int:
+    from .services.rollups import refresh
+
+    return refresh()
+
+
 def sweep() -> dict:
     """Re-enqueue work that waited too long. Safe to run at any time, and concurrently."""
     cutoff = utcnow() - STALE_AFTER
@@ -100,4 +106,4 @@ def sweep() -> dict:
     return {"rewards_released": released, "payouts_proposed": proposed,
             "payouts_retried": len(retry_ids) + len(resume_ids),
             "conversions_requeued": len(waiting), "clicks_flushed": flush_clicks(),
-            "stripe_events_requeued": len(stripe_events)}
+            "stripe_events_requeued": len(stripe_events), "rollup_days": refresh_rollups()}

@@ -1,7 +1,8 @@
 """Run the rq worker inside the app context, and a ticker beside it.
 
-The ticker moves queued clicks from Redis into the database about every second and
-enqueues `sweep` every minute, so work delayed by an outage is picked up again.
+The ticker moves queued clicks from Redis into the database about every second, brings
+the dashboard's daily rollups up to date every few seconds, and enqueues `sweep` every
+minute, so work delayed by an outage is picked up again.
 """
 
 import logging
@@ -14,9 +15,11 @@ from rewards import create_app
 from rewards.jobs import enqueue, sweep
 from rewards.queue import get_queue, redis_connection
 from rewards.services.clicks import flush_clicks
+from rewards.services.rollups import refresh as refresh_rollups
 
 log = logging.getLogger("worker")
 SWEEP_EVERY = 60  # seconds
+ROLLUPS_EVERY = 5  # seconds
 
 
 def tick(app, stop: threading.Event) -> None:
@@ -26,6 +29,8 @@ def tick(app, stop: threading.Event) -> None:
         try:
             with app.app_context():
                 flush_clicks()
+                if seconds % ROLLUPS_EVERY == 0:
+                    refresh_rollups()
                 if seconds % SWEEP_EVERY == 0:
                     enqueue(sweep)
         except Exception:  # keep ticking through a database or Redis outage

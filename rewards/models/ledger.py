@@ -48,6 +48,7 @@ class Reward(db.Model):
             "status IN ('pending', 'available', 'on_hold', 'in_payout', 'paid', 'reversed', "
             "'rejected')", name="status"),
         Index("ix_rewards_due", "status", "available_at"),
+        Index("ix_rewards_day", "program_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -30,7 +30,10 @@ class ReferralCode(db.Model):
 
 class Click(db.Model):
     __tablename__ = "clicks"
-    __table_args__ = (Index("ix_clicks_visitor", "program_id", "visitor_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_clicks_visitor", "program_id", "visitor_id", "created_at"),
+        Index("ix_clicks_day", "program_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # Made when the link is followed, so a click queued in Redis is inserted only once.
@@ -70,6 +73,7 @@ class Signup(db.Model):
     """A customer's signup as reported by the site or the API, attributed or not."""
 
     __tablename__ = "signups"
+    __table_args__ = (Index("ix_signups_day", "program_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
@@ -92,6 +96,7 @@ class Conversion(db.Model):
         UniqueConstraint("source", "order_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("refunded_amount BETWEEN 0 AND amount", name="refund_within_amount"),
+        Index("ix_conversions_day", "program_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -21,6 +21,7 @@ from ..models import Click, utcnow
 from ..queue import redis_connection
 from .click_sender import ClickSender
 from .codes import CodeEntry
+from .rollups import touch_clicks
 
 STREAM = "rewards:clicks"
 GROUP = "inserters"
@@ -85,6 +86,7 @@ def insert_clicks(rows: list[dict]) -> None:
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(insert(Click).on_conflict_do_nothing(index_elements=["uid"]), rows)
+    touch_clicks(rows)
 
 
 def flush_clicks(consumer: str = "worker", batch: int | None = None) -> int:

@@ -14,6 +14,7 @@ from .attribution import NO_MATCH, Attribution, referral_for, resolve, sentence
 from .customers import find_or_add_customer
 from .errors import Conflict, NotFound
 from .fraud import signals_for_purchase
+from .rollups import touch_purchase
 
 
 @dataclass
@@ -96,6 +97,8 @@ def record_conversion(
         )
         db.session.add(conversion)
         db.session.flush()
+        if conversion.referrer_id is not None:
+            touch_purchase(conversion)
         signals_for_purchase(conversion, visitor_id=data.visitor_id)
         db.session.commit()
     except IntegrityError:

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import BALANCE_COLUMNS, Adjustment, Balance, Reward, utcnow
+from .rollups import touch
 
 
 def ensure_balance(customer_id: int, currency: str) -> None:
@@ -77,6 +78,7 @@ def move(reward: Reward, to: str, *, from_: str | Iterable[str] | None = None,
     if changed != 1:
         db.session.expire(reward)
         return False
+    touch(reward.program_id, reward.occurred_at)
     net = reward.amount - reward.reversed_amount
     deltas: dict[str, int] = {}
     if _column(current):
@@ -92,6 +94,7 @@ def add_reward(reward: Reward) -> None:
     """Insert a new reward line (flushed) and count it in the balance."""
     db.session.add(reward)
     db.session.flush()
+    touch(reward.program_id, reward.occurred_at)
     column = _column(reward.status)
     if column:
         shift_balance(reward.customer_id, reward.currency, **{column: reward.amount})
@@ -113,6 +116,7 @@ def reverse_part(reward: Reward, amount: int, *, refund_id: int, explanation: st
     if changed != 1:
         db.session.expire(reward)
         return False
+    touch(reward.program_id, reward.occurred_at)
     db.session.add(Adjustment(reward_id=reward.id, customer_id=reward.customer_id,
                               refund_id=refund_id, kind="reversal", amount=-amount,
                               currency=reward.currency, status="applied",
@@ -126,6 +130,7 @@ def reverse_part(reward: Reward, amount: int, *, refund_id: int, explanation: st
 
 def claw_back(reward: Reward, amount: int, *, refund_id: int, explanation: str) -> None:
     """After payment the reward stays as paid; what is owed back is a new negative line."""
+    touch(reward.program_id, reward.occurred_at)
     db.session.add(Adjustment(reward_id=reward.id, customer_id=reward.customer_id,
                               refund_id=refund_id, kind="clawback", amount=-amount,
                               currency=reward.currency, status="owed",

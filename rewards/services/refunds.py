@@ -11,6 +11,7 @@ from ..policies.evaluate import pro_rata
 from . import ledger
 from .errors import Conflict, ServiceError
 from .rewards import refund_sentence
+from .rollups import touch
 
 UNPAID = ("pending", "available", "on_hold")
 PAID = ("in_payout", "paid")
@@ -49,6 +50,7 @@ def record_refund(conversion: Conversion, amount: int, external_id: str | None =
                         cumulative=after)
         db.session.add(refund)
         db.session.flush()
+        touch(conversion.program_id, conversion.occurred_at)
         db.session.expire(conversion)
         _adjust_rewards(conversion, refund)
         db.session.commit()

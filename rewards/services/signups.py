@@ -11,6 +11,7 @@ from ..models import Customer, Program, Signup, utcnow
 from .attribution import referral_for, resolve, sentence
 from .customers import find_or_add_customer
 from .fraud import signals_for_signup
+from .rollups import touch
 
 
 @dataclass
@@ -46,6 +47,7 @@ def attribute_signup(
     )
     db.session.add(signup)
     db.session.flush()
+    touch(program.id, at)
     if referral is not None:
         signals_for_signup(referral, visitor_id=visitor_id, ip_hash=ip_hash, at=at)
     return signup

@@ -18,6 +18,7 @@ from ..models import Account, Conversion, Customer, Program, Referral, ReferralC
 from .attribution import is_self_referral
 from .audit import record, snapshot
 from .errors import Conflict, NotFound, ServiceError
+from .rollups import touch_purchase
 
 # Addresses at these domains say nothing about who knows whom.
 WEBMAIL = frozenset({
@@ -235,6 +236,7 @@ def attribute_by_hand(conversion_id: int, *, referrer: Customer, note: str,
         if claimed != 1:
             raise Conflict(f"Purchase {conversion.order_id} was attributed meanwhile.")
         db.session.refresh(conversion)
+        touch_purchase(conversion)
         from .fraud import signals_for_purchase
 
         signals_for_purchase(conversion)

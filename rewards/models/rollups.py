@@ -1,0 +1,94 @@
+"""Daily rollups that the marketing dashboard reads instead of the raw event tables.
+
+Each row is a recount of one program's day (UTC) from the raw rows, rebuilt whole by
+`services.rollups` whenever a `RollupMark` says the day changed. Purchases, refunds and
+rewards count on the day of the purchase, so a later refund changes that day's row.
+"""
+
+from sqlalchemy import BigInteger, Date, ForeignKey, LargeBinary
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import BigId, UTCDateTime, utcnow
+
+
+class RollupMark(db.Model):
+    """A program's day whose rollups are out of date. Insert-only, so writers never wait
+    on each other; the refresh deletes the marks it has seen once it has recounted."""
+
+    __tablename__ = "rollup_marks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    day = mapped_column(Date, nullable=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class DailyTraffic(db.Model):
+    """Clicks, visitors and signups of one program's day."""
+
+    __tablename__ = "daily_traffic"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day = mapped_column(Date, primary_key=True)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+    # A HyperLogLog sketch of the day's visitor ids: sketches merge over any range, so
+    # unique visitors over 90 days cost 90 small reads, not a scan of the clicks.
+    visitors = mapped_column(LargeBinary, nullable=False)
+    signups: Mapped[int] = mapped_column(BigInteger)
+    referred_signups: Mapped[int] = mapped_column(BigInteger)
+
+
+class DailySales(db.Model):
+    """Referred purchases of one program's day in one currency."""
+
+    __tablename__ = "daily_sales"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
+    purchases: Mapped[int] = mapped_column(BigInteger)
+    # Friends whose first referred purchase this is: the customers the program acquired.
+    new_customers: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[int] = mapped_column(BigInteger)  # gross, minor units
+    refunded: Mapped[int] = mapped_column(BigInteger)
+
+
+class DailyRewards(db.Model):
+    """Rewards for one program's day of purchases, by currency and current status."""
+
+    __tablename__ = "daily_rewards"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
+    status: Mapped[str] = mapped_column(db.String(16), primary_key=True)
+    rewards: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # as earned
+    reversed: Mapped[int] = mapped_column(BigInteger)  # taken back before payment
+    clawed_back: Mapped[int] = mapped_column(BigInteger)  # owed back after payment
+
+
+class DailyReferrer(db.Model):
+    """One referrer's purchases on one day in one currency: the top referrers tables."""
+
+    __tablename__ = "daily_referrers"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day = mapped_column(Date, primary_key=True)
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
+    purchases: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[int] = mapped_column(BigInteger)  # net of refunds
+
+
+class DailySource(db.Model):
+    """Clicks of one day by referring host and share channel ('' when unknown)."""
+
+    __tablename__ = "daily_sources"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    day = mapped_column(Date, primary_key=True)
+    host: Mapped[str] = mapped_column(db.String(253), primary_key=True)
+    channel: Mapped[str] = mapped_column(db.String(16), primary_key=True)
+    clicks: Mapped[int] = mapped_column(BigInteger)
