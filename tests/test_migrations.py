@@ -57,3 +57,43 @@ def test_downgrade_to_empty_and_up_again(empty_database):
         flask_migrate.upgrade()
         assert "conversions" in inspect(db.engine).get_table_names()
         db.engine.dispose()
+
+
+def test_upgrading_a_database_with_clicks_fills_their_rollups(empty_database):
+    """0005 marks the days that already have rows, so the first refresh counts them."""
+    from datetime import datetime
+
+    from sqlalchemy import func, select, text
+
+    from rewards.models import DailyTraffic
+    from rewards.services.rollups import refresh
+
+    app = make_app(empty_database)
+    with app.app_context():
+        flask_migrate.upgrade(revision="0004")
+        at = datetime(2026, 3, 14, 9, 30)  # naive UTC, as the columns store it
+        db.session.execute(text(
+            "INSERT INTO programs (id, slug, name, currency, window_days, attribution, "
+            "landing_headline, landing_offer, is_default, payout_schedule, payout_minimum, "
+            "velocity_limit, created_at) VALUES (1, 'p', 'P', 'usd', 30, 'last', '', '', "
+            "false, 'on_demand', 0, 10, :at)"), {"at": at})
+        db.session.execute(text(
+            "INSERT INTO customers (id, program_id, email, stripe_account_ready, created_at) "
+            "VALUES (1, 1, 'r@example.com', false, :at)"), {"at": at})
+        db.session.execute(text(
+            "INSERT INTO referral_codes (id, program_id, customer_id, code, code_key, "
+            "is_vanity, is_primary, active, created_at) "
+            "VALUES (1, 1, 1, 'ABC', 'abc', false, true, true, :at)"), {"at": at})
+        for n in range(3):
+            db.session.execute(text(
+                "INSERT INTO clicks (uid, program_id, code_id, referrer_id, visitor_id, "
+                "created_at) VALUES (:uid, 1, 1, 1, :visitor, :at)"),
+                {"uid": f"u{n}", "visitor": f"v{n % 2}", "at": at})
+        db.session.commit()
+        flask_migrate.upgrade()
+        assert refresh() == 1
+        row = db.session.execute(select(DailyTraffic.day, DailyTraffic.clicks)).one()
+        assert (row.day.isoformat(), row.clicks) == ("2026-03-14", 3)
+        assert db.session.scalar(select(func.count()).select_from(DailyTraffic)) == 1
+        db.session.remove()
+        db.engine.dispose()
