@@ -23,3 +23,14 @@ def format_money(amount: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     symbol = SYMBOLS.get(currency)
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+def major_units(amount: int, currency: str) -> str:
+    """12050, "usd" -> "120.50": no symbol, no grouping, for spreadsheets."""
+    return format(major_amount(amount, currency), "f")
+
+
+def major_amount(amount: int, currency: str) -> Decimal:
+    """12050, "usd" -> Decimal("120.50"): minor units as an exact number in major units."""
+    places = exponent(currency)
+    return Decimal(amount).scaleb(-places).quantize(Decimal(1).scaleb(-places))

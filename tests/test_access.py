@@ -14,6 +14,9 @@ AREAS = {
     "portal": {"customer"},
 }
 PUBLIC = {"public", "auth", "webhooks"}  # webhooks: authenticated by Stripe's signature
+# Path arguments that must name something real for the route to do its work; others get
+# "x" (or 1), which may answer 404 to the roles allowed in.
+SAMPLES = {"table": "daily", "kind": "referrals"}
 
 
 def routes(app) -> list[tuple[str, str, str, str]]:
@@ -28,7 +31,8 @@ def routes(app) -> list[tuple[str, str, str, str]]:
             if rule.endpoint == "static":
                 continue
             args = {
-                name: 1 if type(converter).__name__ == "IntegerConverter" else "x"
+                name: 1 if type(converter).__name__ == "IntegerConverter"
+                else SAMPLES.get(name, "x")
                 for name, converter in rule._converters.items()
             }
             path = url_for(rule.endpoint, **args)

@@ -399,7 +399,7 @@ def test_csv_cells_cannot_run_as_formulas(app, queue, coordinator):
     [row] = read_csv(coordinator.get("/coordinator/payouts.csv?min=15"))
     assert row["customer_external_id"] == '\'=HYPERLINK("http://evil.example","x")'
     assert row["email"] == "'+***@example.com"
-    from rewards.coordinator.exports import safe_cell
+    from rewards.csv_export import safe_cell
 
     for risky in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(risky) == "'" + risky

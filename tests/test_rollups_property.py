@@ -18,6 +18,7 @@ from rewards.models import (
     Click,
     Conversion,
     Program,
+    Referral,
     Reward,
     Signup,
     utcnow,
@@ -60,7 +61,9 @@ def expected_rollups() -> dict[str, dict]:
     conversions = db.session.scalars(select(Conversion)).all()
     day = rollups.day_of
     traffic: dict = defaultdict(lambda: {"clicks": 0, "ids": set(), "signups": 0,
-                                         "referred_signups": 0})
+                                         "referred_signups": 0, "clicked": 0, "converted": 0})
+    buyers = {c.customer_id for c in conversions if c.referrer_id is not None}
+    referrals = {r.id: r for r in db.session.scalars(select(Referral))}
     sources: dict = defaultdict(int)
     for click in clicks:
         row = traffic[(click.program_id, day(click.created_at))]
@@ -72,6 +75,9 @@ def expected_rollups() -> dict[str, dict]:
         row = traffic[(signup.program_id, day(signup.created_at))]
         row["signups"] += 1
         row["referred_signups"] += signup.referral_id is not None
+        if signup.referral_id is not None:
+            row["clicked"] += referrals[signup.referral_id].click_id is not None
+            row["converted"] += signup.customer_id in buyers
     referred = [c for c in conversions if c.referrer_id is not None]
     first: dict[int, Conversion] = {}
     for c in sorted(referred, key=lambda c: (c.occurred_at, c.id)):
@@ -99,7 +105,8 @@ def expected_rollups() -> dict[str, dict]:
         row[3] += clawed[r.id]
     return {
         "traffic": {k: (v["clicks"], sketches.sketch(sorted(v["ids"])), v["signups"],
-                        v["referred_signups"]) for k, v in traffic.items()},
+                        v["referred_signups"], v["clicked"], v["converted"])
+                    for k, v in traffic.items()},
         "sales": {k: tuple(v) for k, v in sales.items()},
         "referrers": {k: tuple(v) for k, v in referrers.items()},
         "rewards": {k: tuple(v) for k, v in rewards.items()},
@@ -111,7 +118,8 @@ def stored_rollups() -> dict[str, dict]:
     db.session.expire_all()
     rows = {}
     rows["traffic"] = {(r.program_id, r.day): (r.clicks, bytes(r.visitors), r.signups,
-                                                r.referred_signups)
+                                                r.referred_signups, r.clicked_signups,
+                                                r.converted_signups)
                        for r in db.session.scalars(select(DailyTraffic))}
     rows["sales"] = {(r.program_id, r.day, r.currency): (r.purchases, r.new_customers,
                                                           r.revenue, r.refunded)
@@ -182,14 +190,17 @@ class RollupMachine(RuleBasedStateMachine):
         db.session.commit()
 
     @rule(program=st.integers(0, 1), referrer=st.sampled_from([0, 1, None]),
-          days_ago=st.integers(0, 4), hours=st.integers(0, 23))
-    def signup(self, program, referrer, days_ago, hours):
+          visitor=st.sampled_from([None, 1, 2]), days_ago=st.integers(0, 4),
+          hours=st.integers(0, 23))
+    def signup(self, program, referrer, visitor, days_ago, hours):
+        """By code, or by a visitor id that earlier clicks may tie to a referrer."""
         program_id = self.programs[program]
         program_row = db.session.get(Program, program_id)
         external_id = f"f{len(self.friends) + 1}"
         friend, _ = find_or_add_customer(program_row, external_id, f"{external_id}@x.example")
         code = self.codes[program_id][referrer][2] if referrer is not None else None
         attribute_signup(program_row, friend, source="api", referral_code=code,
+                         visitor_id=f"v{visitor}" if visitor else None,
                          at=self._at(days_ago, hours))
         db.session.commit()
         self.friends.append((program_id, external_id))

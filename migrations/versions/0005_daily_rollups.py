@@ -61,6 +61,8 @@ def upgrade():
     sa.Column('visitors', sa.LargeBinary(), nullable=False),
     sa.Column('signups', sa.BigInteger(), nullable=False),
     sa.Column('referred_signups', sa.BigInteger(), nullable=False),
+    sa.Column('clicked_signups', sa.BigInteger(), nullable=False),
+    sa.Column('converted_signups', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['program_id'], ['programs.id'], name=op.f('fk_daily_traffic_program_id_programs')),
     sa.PrimaryKeyConstraint('program_id', 'day', name=op.f('pk_daily_traffic'))
     )
@@ -89,6 +91,9 @@ def upgrade():
     with op.batch_alter_table('conversions', schema=None) as batch_op:
         batch_op.create_index('ix_conversions_day', ['program_id', 'occurred_at'], unique=False)
 
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.create_index('ix_referrals_day', ['program_id', 'created_at'], unique=False)
+
     with op.batch_alter_table('rewards', schema=None) as batch_op:
         batch_op.create_index('ix_rewards_day', ['program_id', 'occurred_at'], unique=False)
 
@@ -112,6 +117,9 @@ def downgrade():
 
     with op.batch_alter_table('rewards', schema=None) as batch_op:
         batch_op.drop_index('ix_rewards_day')
+
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrals_day')
 
     with op.batch_alter_table('conversions', schema=None) as batch_op:
         batch_op.drop_index('ix_conversions_day')

@@ -2,11 +2,11 @@
 
 from flask import flash, render_template, request
 
+from ..csv_export import csv_response
 from ..models import utcnow
 from ..services import audit_log
 from ..services.audit_log import AuditFilters
 from . import bp
-from .exports import csv_response
 
 
 @bp.get("/audit")

@@ -2,6 +2,7 @@
 
 from flask import abort, flash, render_template, request, url_for
 
+from ..csv_export import csv_response
 from ..extensions import db
 from ..models import PAYOUT_METHODS, Program, utcnow
 from ..services import fraud, payout_queue
@@ -9,7 +10,6 @@ from ..services import payouts as payout_service
 from ..services.payout_queue import STATUS_CHOICES, QueueFilters
 from . import actions, bp
 from .common import attempt, back_to, me, queue_url
-from .exports import csv_response
 
 
 @bp.get("/payouts")

@@ -53,7 +53,10 @@ class Referral(db.Model):
     """A friend tied to the customer who referred them. A friend is referred once."""
 
     __tablename__ = "referrals"
-    __table_args__ = (CheckConstraint("referrer_id <> friend_id", name="not_self"),)
+    __table_args__ = (
+        CheckConstraint("referrer_id <> friend_id", name="not_self"),
+        Index("ix_referrals_day", "program_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))

@@ -37,6 +37,10 @@ class DailyTraffic(db.Model):
     visitors = mapped_column(LargeBinary, nullable=False)
     signups: Mapped[int] = mapped_column(BigInteger)
     referred_signups: Mapped[int] = mapped_column(BigInteger)
+    # Of the referred signups: those that followed a link click, and those whose friend
+    # has made a referred purchase since (so conversion rates never pass 100%).
+    clicked_signups: Mapped[int] = mapped_column(BigInteger)
+    converted_signups: Mapped[int] = mapped_column(BigInteger)
 
 
 class DailySales(db.Model):

@@ -52,20 +52,19 @@ def _divide(amount: int, by: int) -> int | None:
 
 
 def traffic(scope: Scope) -> dict:
-    series = {day: {"clicks": 0, "signups": 0, "referred_signups": 0} for day in scope.days}
+    keys = ("clicks", "signups", "referred_signups", "clicked_signups", "converted_signups")
+    series = {day: dict.fromkeys(keys, 0) for day in scope.days}
     sketch_rows = []
-    for day, clicks, signups, referred, visitors in db.session.execute(
-        select(DailyTraffic.day, DailyTraffic.clicks, DailyTraffic.signups,
-               DailyTraffic.referred_signups, DailyTraffic.visitors)
+    for row in db.session.execute(
+        select(DailyTraffic.day, DailyTraffic.visitors,
+               *(getattr(DailyTraffic, key) for key in keys))
         .where(*scope.where(DailyTraffic))
     ):
-        point = series[day]
-        point["clicks"] += clicks
-        point["signups"] += signups
-        point["referred_signups"] += referred
-        sketch_rows.append(visitors)
-    totals = {key: sum(point[key] for point in series.values())
-              for key in ("clicks", "signups", "referred_signups")}
+        point = series[row.day]
+        for key in keys:
+            point[key] += getattr(row, key)
+        sketch_rows.append(row.visitors)
+    totals = {key: sum(point[key] for point in series.values()) for key in keys}
     totals["visitors"] = sketches.count(sketch_rows)
     return {"totals": totals, "series": series}
 
@@ -120,12 +119,19 @@ def reward_cost(scope: Scope) -> dict[str, dict]:
     return out
 
 
+def short_name(customer_id: int, name: str | None) -> str:
+    """"Maria L.": enough for marketing to tell referrers apart, no more."""
+    words = (name or "").split()
+    if not words:
+        return f"Customer #{customer_id}"
+    return words[0] if len(words) == 1 else f"{words[0]} {words[-1][0]}."
+
+
 def _names(ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return {cid: (name.strip() if name and name.strip() else f"Customer #{cid}")
-            for cid, name in db.session.execute(
-                select(Customer.id, Customer.name).where(Customer.id.in_(ids)))}
+    return {cid: short_name(cid, name) for cid, name in db.session.execute(
+        select(Customer.id, Customer.name).where(Customer.id.in_(ids)))}
 
 
 def top_referrers(scope: Scope, limit: int = TOP) -> dict:
@@ -206,8 +212,11 @@ def report(scope: Scope) -> dict:
     return {
         "scope": scope,
         "totals": {**totals, "purchases": purchases, "new_customers": new_customers,
-                   "click_to_signup": _ratio(totals["referred_signups"], totals["clicks"]),
-                   "signup_to_purchase": _ratio(new_customers, totals["referred_signups"])},
+                   # Signups that followed a click, per click; and of the friends who signed
+                   # up in the range, the share who have bought since (never over 100%).
+                   "click_to_signup": _ratio(totals["clicked_signups"], totals["clicks"]),
+                   "signup_to_purchase": _ratio(totals["converted_signups"],
+                                                totals["referred_signups"])},
         "funnel": [("Clicks", totals["clicks"]), ("Unique visitors", totals["visitors"]),
                    ("Referred signups", totals["referred_signups"]),
                    ("Friends who bought", new_customers)],

@@ -29,7 +29,7 @@ from ..models import (
     Reward,
     Signup,
 )
-from ..money import ZERO_DECIMAL, exponent
+from ..money import ZERO_DECIMAL, major_units
 
 PAGE_SIZE = 50
 # How many signal sentences a queue row shows before "and N more".
@@ -406,12 +406,6 @@ def evidence(referral_ids: set[int], rewards: list[Reward]) -> dict[int, Evidenc
 
 EXPORT_HEADER = ("id", "customer_external_id", "email", "amount", "currency", "method",
                  "status", "reference", "created", "approved", "paid")
-
-
-def major_units(amount: int, currency: str) -> str:
-    """12050, "usd" -> "120.50": no symbol, no grouping, for spreadsheets."""
-    places = exponent(currency)
-    return f"{Decimal(amount).scaleb(-places):.{places}f}"
 
 
 def export_rows(filters: QueueFilters, batch: int = 500) -> Iterator[tuple]:

@@ -22,7 +22,7 @@ from sqlalchemy import Date, and_, case, cast, delete, exists, func, insert, or_
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..models import Adjustment, Click, Conversion, Reward, Signup
+from ..models import Adjustment, Click, Conversion, Referral, Reward, Signup
 from ..models.rollups import (
     DailyReferrer,
     DailyRewards,
@@ -65,13 +65,16 @@ def touch_clicks(rows: Iterable[dict]) -> None:
 
 
 def touch_purchase(conversion: Conversion) -> None:
-    """The purchase's day, and the day of the buyer's other first referred purchase: a new
-    earlier purchase (or a late attribution) changes which one acquired the customer."""
+    """The purchase's day; the day of the buyer's other first referred purchase (a new
+    earlier purchase, or a late attribution, changes which one acquired the customer); and
+    the day the buyer signed up, whose signups may now count as converted."""
     first = db.session.scalar(
         select(func.min(Conversion.occurred_at)).where(
             Conversion.customer_id == conversion.customer_id,
             Conversion.referrer_id.is_not(None), Conversion.id != conversion.id))
-    touch(conversion.program_id, conversion.occurred_at, first)
+    signed_up = db.session.scalar(
+        select(Signup.created_at).where(Signup.customer_id == conversion.customer_id))
+    touch(conversion.program_id, conversion.occurred_at, first, signed_up)
 
 
 # --- Recounting ----------------------------------------------------------------------------
@@ -93,7 +96,8 @@ def _between(column, start: date, end: date):
 
 def _count_traffic(program_id: int, start: date, end: date) -> list[dict]:
     rows: dict[date, dict] = defaultdict(lambda: {"clicks": 0, "signups": 0,
-                                                  "referred_signups": 0, "ids": []})
+                                                  "referred_signups": 0, "clicked_signups": 0,
+                                                  "converted_signups": 0, "ids": []})
     day = _day_column(Click.created_at)
     for value, visitor, clicks in db.session.execute(
         select(day, Click.visitor_id, func.count())
@@ -104,15 +108,22 @@ def _count_traffic(program_id: int, start: date, end: date) -> list[dict]:
         row["clicks"] += clicks
         row["ids"].append(visitor)
     day = _day_column(Signup.created_at)
-    for value, signups, referred in db.session.execute(
-        select(day, func.count(), func.count(Signup.referral_id))
+    bought = exists().where(Conversion.customer_id == Signup.customer_id,
+                            Conversion.referrer_id.is_not(None))
+    for value, signups, referred, clicked, converted in db.session.execute(
+        select(day, func.count(), func.count(Signup.referral_id), func.count(Referral.click_id),
+               func.sum(case((and_(Signup.referral_id.is_not(None), bought), 1), else_=0)))
+        .outerjoin(Referral, Referral.id == Signup.referral_id)
         .where(Signup.program_id == program_id, _between(Signup.created_at, start, end))
         .group_by(day)
     ):
-        rows[_as_date(value)].update(signups=signups, referred_signups=referred)
+        rows[_as_date(value)].update(signups=signups, referred_signups=referred,
+                                     clicked_signups=clicked, converted_signups=int(converted))
     return [{"program_id": program_id, "day": d, "clicks": r["clicks"],
              "visitors": sketches.sketch(r["ids"]), "signups": r["signups"],
-             "referred_signups": r["referred_signups"]} for d, r in rows.items()]
+             "referred_signups": r["referred_signups"],
+             "clicked_signups": r["clicked_signups"],
+             "converted_signups": r["converted_signups"]} for d, r in rows.items()]
 
 
 def _referred_purchases(program_id: int, start: date, end: date):

@@ -50,13 +50,3 @@ def recent_conversions(limit: int = 20) -> list[Conversion]:
         .order_by(Conversion.occurred_at.desc()).limit(limit)
     ))
 
-
-def top_referrers(limit: int = 10) -> list[tuple[Customer, int]]:
-    rows = db.session.execute(
-        select(Customer, func.count(Referral.id).label("n"))
-        .join(Referral, Referral.referrer_id == Customer.id)
-        .group_by(Customer.id)
-        .order_by(func.count(Referral.id).desc(), Customer.id)
-        .limit(limit)
-    ).all()
-    return [(customer, n) for customer, n in rows]

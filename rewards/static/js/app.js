@@ -190,6 +190,152 @@
     });
   }
 
+  /* Marketing dashboard (marketing/dashboard.html): the charts, drawn with the vendored
+     Chart.js from the page's JSON data block. The same numbers are in the table under each
+     chart, open until its chart is drawn; without Chart.js the tables are the page. */
+
+  var CHART_COLORS = ["#1d5fa8", "#d97706", "#2e7d4f", "#9b1c1c", "#6b4fbb", "#0f766e"];
+  var CHART_LOCALE = "en";
+
+  function dayLabel(iso) {
+    var day = new Date(iso + "T00:00:00Z");
+    return day.toLocaleDateString(CHART_LOCALE, { month: "short", day: "numeric", timeZone: "UTC" });
+  }
+
+  function countLabel(value) {
+    return Number(value).toLocaleString(CHART_LOCALE);
+  }
+
+  // Amounts arrive in minor units of one currency; the axis shows whole units.
+  function moneyFormat(money) {
+    var code = money.currency.toUpperCase();
+    var full;
+    var whole;
+    try {
+      full = new Intl.NumberFormat(CHART_LOCALE, {
+        style: "currency", currency: code,
+        minimumFractionDigits: money.exponent, maximumFractionDigits: money.exponent
+      });
+      whole = new Intl.NumberFormat(CHART_LOCALE, {
+        style: "currency", currency: code, maximumFractionDigits: 0, minimumFractionDigits: 0
+      });
+    } catch (error) {
+      full = whole = { format: function (value) { return countLabel(value) + " " + code; } };
+    }
+    return {
+      scale: Math.pow(10, money.exponent),
+      full: function (value) { return full.format(value); },
+      whole: function (value) { return whole.format(value); }
+    };
+  }
+
+  function chartConfig(spec, reduceMotion) {
+    var horizontal = Boolean(spec.horizontal);
+    var money = spec.money ? moneyFormat(spec.money) : null;
+    var line = spec.type === "line";
+    var many = spec.labels.length > 31;
+    var datasets = spec.datasets.map(function (set, index) {
+      var color = CHART_COLORS[index % CHART_COLORS.length];
+      return {
+        label: set.label,
+        data: set.data.map(function (value) { return money ? value / money.scale : value; }),
+        borderColor: color,
+        backgroundColor: color,
+        borderWidth: line ? 2 : 0,
+        borderRadius: line ? 0 : 3,
+        pointRadius: line ? (many ? 0 : 2) : undefined,
+        pointHoverRadius: line ? 4 : undefined,
+        maxBarThickness: 28
+      };
+    });
+    var valueTicks = { precision: 0 };
+    if (money) {
+      valueTicks.callback = function (value) { return money.whole(value); };
+    }
+    var valueAxis = { beginAtZero: true, ticks: valueTicks, grid: { color: "#eef1f5" } };
+    var labelAxis = { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } };
+    return {
+      type: spec.type,
+      data: { labels: spec.dates ? spec.labels.map(dayLabel) : spec.labels, datasets: datasets },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: reduceMotion ? false : { duration: 400 },
+        indexAxis: horizontal ? "y" : "x",
+        interaction: { mode: "index", intersect: false },
+        plugins: {
+          legend: { display: datasets.length > 1, position: "bottom" },
+          tooltip: {
+            callbacks: {
+              label: function (context) {
+                var value = horizontal ? context.parsed.x : context.parsed.y;
+                return context.dataset.label + ": " +
+                  (money ? money.full(value) : countLabel(value));
+              }
+            }
+          }
+        },
+        scales: horizontal ? { x: valueAxis, y: labelAxis } : { x: labelAxis, y: valueAxis }
+      }
+    };
+  }
+
+  function drawCharts(block) {
+    var specs;
+    try {
+      specs = JSON.parse(block.textContent);
+    } catch (error) {
+      return;
+    }
+    var Chart = window.Chart;
+    var reduceMotion = window.matchMedia &&
+      window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    var styles = window.getComputedStyle(document.body);
+    Chart.defaults.font.family = styles.fontFamily;
+    Chart.defaults.color = "#616e7c";
+    var canvases = document.querySelectorAll("canvas[data-chart]");
+    Array.prototype.forEach.call(canvases, function (canvas) {
+      var spec = specs[canvas.getAttribute("data-chart")];
+      var box = canvas.parentNode;
+      if (!spec) {
+        return;
+      }
+      box.hidden = false;
+      try {
+        new Chart(canvas, chartConfig(spec, reduceMotion));
+      } catch (error) {
+        box.hidden = true;
+        return;
+      }
+      canvas.setAttribute("data-drawn", "true");
+    });
+    // Once a section's charts are drawn, its numbers stay one click away.
+    var tables = document.querySelectorAll("details[data-chart-numbers]");
+    Array.prototype.forEach.call(tables, function (details) {
+      var section = details.closest("section") || document;
+      if (!section.querySelector("canvas[data-chart]:not([data-drawn])")) {
+        details.open = false;
+      }
+    });
+  }
+
+  function setUpCharts() {
+    var block = document.getElementById("dashboard-charts");
+    if (!block) {
+      return;
+    }
+    if (window.Chart) {
+      drawCharts(block);
+      return;
+    }
+    // Chart.js is deferred after this file: draw once the page has loaded it.
+    window.addEventListener("load", function () {
+      if (window.Chart) {
+        drawCharts(block);
+      }
+    });
+  }
+
   function start() {
     setUpCopyButtons();
     setUpSelectOnFocus();
@@ -197,6 +343,7 @@
     setUpEnterClicks();
     setUpDocumentSync();
     setUpSelectAll();
+    setUpCharts();
   }
 
   if (document.readyState === "loading") {
