@@ -24,10 +24,11 @@ from rewards.models import (
     utcnow,
 )
 from rewards.models.rollups import (
+    DailyChannel,
+    DailyHost,
     DailyReferrer,
     DailyRewards,
     DailySales,
-    DailySource,
     DailyTraffic,
     RollupMark,
 )
@@ -64,13 +65,14 @@ def expected_rollups() -> dict[str, dict]:
                                          "referred_signups": 0, "clicked": 0, "converted": 0})
     buyers = {c.customer_id for c in conversions if c.referrer_id is not None}
     referrals = {r.id: r for r in db.session.scalars(select(Referral))}
-    sources: dict = defaultdict(int)
+    hosts: dict = defaultdict(int)
+    channels: dict = defaultdict(int)
     for click in clicks:
         row = traffic[(click.program_id, day(click.created_at))]
         row["clicks"] += 1
         row["ids"].add(click.visitor_id)
-        sources[(click.program_id, day(click.created_at), click.referrer_host or "",
-                 click.channel or "")] += 1
+        hosts[(click.program_id, day(click.created_at), click.referrer_host or "")] += 1
+        channels[(click.program_id, day(click.created_at), click.channel or "")] += 1
     for signup in db.session.scalars(select(Signup)):
         row = traffic[(signup.program_id, day(signup.created_at))]
         row["signups"] += 1
@@ -110,7 +112,8 @@ def expected_rollups() -> dict[str, dict]:
         "sales": {k: tuple(v) for k, v in sales.items()},
         "referrers": {k: tuple(v) for k, v in referrers.items()},
         "rewards": {k: tuple(v) for k, v in rewards.items()},
-        "sources": dict(sources),
+        "hosts": dict(hosts),
+        "channels": dict(channels),
     }
 
 
@@ -131,8 +134,10 @@ def stored_rollups() -> dict[str, dict]:
                                                                       r.reversed,
                                                                       r.clawed_back)
                        for r in db.session.scalars(select(DailyRewards))}
-    rows["sources"] = {(r.program_id, r.day, r.host, r.channel): r.clicks
-                       for r in db.session.scalars(select(DailySource))}
+    rows["hosts"] = {(r.program_id, r.day, r.host): r.clicks
+                     for r in db.session.scalars(select(DailyHost))}
+    rows["channels"] = {(r.program_id, r.day, r.channel): r.clicks
+                        for r in db.session.scalars(select(DailyChannel))}
     return rows
 
 

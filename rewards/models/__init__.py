@@ -23,7 +23,15 @@ from .payouts import (
 from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
 from .programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
 from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
-from .rollups import DailyReferrer, DailyRewards, DailySales, DailySource, DailyTraffic, RollupMark
+from .rollups import (
+    DailyChannel,
+    DailyHost,
+    DailyReferrer,
+    DailyRewards,
+    DailySales,
+    DailyTraffic,
+    RollupMark,
+)
 from .stripe_events import EVENT_STATUSES, Dispute, StripeEvent
 from .types import utcnow
 
@@ -31,8 +39,8 @@ __all__ = [
     "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "EVENT_STATUSES", "LIVE_PAYOUT", "MATCHED_BY",
     "PAYOUT_METHODS", "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES",
     "STAFF_ROLES", "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click",
-    "Conversion", "Customer", "DailyReferrer", "DailyRewards", "DailySales", "DailySource",
-    "DailyTraffic", "Dispute", "FraudSignal", "KnownVisitor", "Payout",
+    "Conversion", "Customer", "DailyChannel", "DailyHost", "DailyReferrer", "DailyRewards",
+    "DailySales", "DailyTraffic", "Dispute", "FraudSignal", "KnownVisitor", "Payout",
     "PayoutApproval", "PolicyDraft", "PolicyVersion", "Program", "Referral", "ReferralCode",
     "Refund", "Reward", "RollupMark", "Signup", "StripeEvent", "utcnow",
 ]

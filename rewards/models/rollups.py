@@ -29,8 +29,9 @@ class DailyTraffic(db.Model):
 
     __tablename__ = "daily_traffic"
 
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     clicks: Mapped[int] = mapped_column(BigInteger)
     # A HyperLogLog sketch of the day's visitor ids: sketches merge over any range, so
     # unique visitors over 90 days cost 90 small reads, not a scan of the clicks.
@@ -48,8 +49,9 @@ class DailySales(db.Model):
 
     __tablename__ = "daily_sales"
 
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
     purchases: Mapped[int] = mapped_column(BigInteger)
     # Friends whose first referred purchase this is: the customers the program acquired.
@@ -63,8 +65,9 @@ class DailyRewards(db.Model):
 
     __tablename__ = "daily_rewards"
 
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
     status: Mapped[str] = mapped_column(db.String(16), primary_key=True)
     rewards: Mapped[int] = mapped_column(BigInteger)
@@ -78,21 +81,34 @@ class DailyReferrer(db.Model):
 
     __tablename__ = "daily_referrers"
 
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     referrer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
     purchases: Mapped[int] = mapped_column(BigInteger)
     revenue: Mapped[int] = mapped_column(BigInteger)  # net of refunds
 
 
-class DailySource(db.Model):
-    """Clicks of one day by referring host and share channel ('' when unknown)."""
+class DailyHost(db.Model):
+    """Clicks of one day by referring host ('' when unknown)."""
 
-    __tablename__ = "daily_sources"
+    __tablename__ = "daily_hosts"
 
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     host: Mapped[str] = mapped_column(db.String(253), primary_key=True)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+
+
+class DailyChannel(db.Model):
+    """Clicks of one day by share channel ('' when none was given). Apart from the hosts,
+    so each table has a row per day and value, not per combination of the two."""
+
+    __tablename__ = "daily_channels"
+
+    day = mapped_column(Date, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     channel: Mapped[str] = mapped_column(db.String(16), primary_key=True)
     clicks: Mapped[int] = mapped_column(BigInteger)

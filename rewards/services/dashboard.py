@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import REWARD_STATUSES, Customer
-from ..models.rollups import DailyReferrer, DailyRewards, DailySales, DailySource, DailyTraffic
+from ..models.rollups import (
+    DailyChannel,
+    DailyHost,
+    DailyReferrer,
+    DailyRewards,
+    DailySales,
+    DailyTraffic,
+)
 from . import sketches
 
 # Statuses whose rewards the business has paid or will pay.
@@ -135,26 +142,23 @@ def _names(ids: set[int]) -> dict[int, str]:
 
 
 def top_referrers(scope: Scope, limit: int = TOP) -> dict:
-    """The referrers with most purchases, and per currency those with most net revenue."""
-    by_purchases = db.session.execute(
-        select(DailyReferrer.referrer_id, func.sum(DailyReferrer.purchases).label("n"))
-        .where(*scope.where(DailyReferrer)).group_by(DailyReferrer.referrer_id)
-        .order_by(func.sum(DailyReferrer.purchases).desc(), DailyReferrer.referrer_id)
-        .limit(limit)
-    ).all()
-    by_revenue: dict[str, list] = defaultdict(list)
-    for currency in db.session.scalars(
-        select(DailyReferrer.currency).where(*scope.where(DailyReferrer)).distinct()
-        .order_by(DailyReferrer.currency)
+    """The referrers with most purchases, and per currency those with most net revenue.
+
+    One grouped read, ranked here: a referrer's totals per currency are few enough.
+    """
+    purchases: dict[int, int] = defaultdict(int)
+    revenue: dict[str, list] = defaultdict(list)
+    for referrer, currency, n, amount in db.session.execute(
+        select(DailyReferrer.referrer_id, DailyReferrer.currency,
+               func.sum(DailyReferrer.purchases), func.sum(DailyReferrer.revenue))
+        .where(*scope.where(DailyReferrer))
+        .group_by(DailyReferrer.referrer_id, DailyReferrer.currency)
     ):
-        by_revenue[currency] = db.session.execute(
-            select(DailyReferrer.referrer_id, func.sum(DailyReferrer.purchases),
-                   func.sum(DailyReferrer.revenue))
-            .where(*scope.where(DailyReferrer), DailyReferrer.currency == currency)
-            .group_by(DailyReferrer.referrer_id)
-            .order_by(func.sum(DailyReferrer.revenue).desc(), DailyReferrer.referrer_id)
-            .limit(limit)
-        ).all()
+        purchases[referrer] += int(n)
+        revenue[currency].append((referrer, int(n), int(amount)))
+    by_purchases = sorted(purchases.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    by_revenue = {currency: sorted(rows, key=lambda row: (-row[2], row[0]))[:limit]
+                  for currency, rows in sorted(revenue.items())}
     names = _names({r for r, _ in by_purchases}
                    | {r for rows in by_revenue.values() for r, _, _ in rows})
     return {
@@ -171,14 +175,14 @@ def top_referrers(scope: Scope, limit: int = TOP) -> dict:
 def sources(scope: Scope, limit: int = TOP) -> dict:
     """Clicks by referring host (the rest summed as "other") and by share channel."""
     hosts = db.session.execute(
-        select(DailySource.host, func.sum(DailySource.clicks))
-        .where(*scope.where(DailySource)).group_by(DailySource.host)
-        .order_by(func.sum(DailySource.clicks).desc(), DailySource.host)
+        select(DailyHost.host, func.sum(DailyHost.clicks))
+        .where(*scope.where(DailyHost)).group_by(DailyHost.host)
+        .order_by(func.sum(DailyHost.clicks).desc(), DailyHost.host)
     ).all()
     channels = db.session.execute(
-        select(DailySource.channel, func.sum(DailySource.clicks))
-        .where(*scope.where(DailySource)).group_by(DailySource.channel)
-        .order_by(func.sum(DailySource.clicks).desc(), DailySource.channel)
+        select(DailyChannel.channel, func.sum(DailyChannel.clicks))
+        .where(*scope.where(DailyChannel)).group_by(DailyChannel.channel)
+        .order_by(func.sum(DailyChannel.clicks).desc(), DailyChannel.channel)
     ).all()
     top = [{"host": host, "clicks": int(n)} for host, n in hosts[:limit]]
     rest = sum(int(n) for _, n in hosts[limit:])

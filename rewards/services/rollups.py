@@ -24,16 +24,17 @@ from sqlalchemy.orm import aliased
 from ..extensions import db
 from ..models import Adjustment, Click, Conversion, Referral, Reward, Signup
 from ..models.rollups import (
+    DailyChannel,
+    DailyHost,
     DailyReferrer,
     DailyRewards,
     DailySales,
-    DailySource,
     DailyTraffic,
     RollupMark,
 )
 from . import sketches
 
-ROLLUP_TABLES = (DailyTraffic, DailySales, DailyRewards, DailyReferrer, DailySource)
+ROLLUP_TABLES = (DailyTraffic, DailySales, DailyRewards, DailyReferrer, DailyHost, DailyChannel)
 _LOCK_KEY = 0x726F6C6C  # "roll": the advisory lock refreshes take on PostgreSQL
 # Days recounted per statement by `rebuild`: one month of raw rows at a time.
 _REBUILD_SPAN = 31
@@ -190,25 +191,29 @@ def _count_rewards(program_id: int, start: date, end: date) -> list[dict]:
     return list(rows.values())
 
 
-def _count_sources(program_id: int, start: date, end: date) -> list[dict]:
-    day = _day_column(Click.created_at)
-    host = func.coalesce(Click.referrer_host, "")
-    channel = func.coalesce(Click.channel, "")
-    return [
-        {"program_id": program_id, "day": _as_date(value), "host": h, "channel": c,
-         "clicks": n}
-        for value, h, c, n in db.session.execute(
-            select(day, host, channel, func.count())
-            .where(Click.program_id == program_id, _between(Click.created_at, start, end))
-            .group_by(day, host, channel)
-        )
-    ]
+def _clicks_by(column: str) -> Callable[[int, date, date], list[dict]]:
+    """A counter of the clicks of each day by one of their columns ('' for none)."""
+    key = "host" if column == "referrer_host" else column
+
+    def count(program_id: int, start: date, end: date) -> list[dict]:
+        day = _day_column(Click.created_at)
+        value = func.coalesce(getattr(Click, column), "")
+        return [
+            {"program_id": program_id, "day": _as_date(d), key: v, "clicks": n}
+            for d, v, n in db.session.execute(
+                select(day, value, func.count())
+                .where(Click.program_id == program_id, _between(Click.created_at, start, end))
+                .group_by(day, value)
+            )
+        ]
+
+    return count
 
 
 _COUNTERS: tuple[tuple[type, Callable], ...] = (
     (DailyTraffic, _count_traffic), (DailySales, _count_sales),
     (DailyRewards, _count_rewards), (DailyReferrer, _count_referrers),
-    (DailySource, _count_sources),
+    (DailyHost, _clicks_by("referrer_host")), (DailyChannel, _clicks_by("channel")),
 )
 
 
