@@ -1,5 +1,6 @@
 """`python -m worker` as production runs it: a separate process on Redis and the database."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,19 +26,33 @@ def wait_for(check, seconds=30.0):
     return False
 
 
-def test_worker_process_runs_jobs_and_moves_clicks(redis_app, redis_url):  # noqa: F811
-    client, headers, code = setup_referrer(redis_app)
-    for _ in range(3):
-        client.get(f"/r/{code}")
-    assert purchase(client, headers, code).status_code == 201
+@contextlib.contextmanager
+def running_worker(app, url):
+    """`python -m worker` on the app's database and Redis, stopped afterwards."""
     env = os.environ | {
-        "DATABASE_URL": redis_app.config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": redis_url,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": url,
         "SECRET_KEY": "worker-test",
     }
     worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+
+def output(worker) -> str:
+    return worker.stdout.read1().decode() if worker.stdout else ""
+
+
+def test_worker_process_runs_jobs_and_moves_clicks(redis_app, redis_url):  # noqa: F811
+    client, headers, code = setup_referrer(redis_app)
+    for _ in range(3):
+        client.get(f"/r/{code}")
+    assert purchase(client, headers, code).status_code == 201
+    with running_worker(redis_app, redis_url) as worker:
         def done():
             with redis_app.app_context():
                 processed = db.session.scalar(select(Conversion.processed_at))
@@ -45,7 +60,4 @@ def test_worker_process_runs_jobs_and_moves_clicks(redis_app, redis_url):  # noq
                 db.session.rollback()
                 return processed is not None and clicks == 3
 
-        assert wait_for(done), worker.stdout.read1().decode() if worker.stdout else ""
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        assert wait_for(done), output(worker)

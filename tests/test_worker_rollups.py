@@ -1,16 +1,12 @@
 """The worker keeps the dashboard's rollups current on its own, without a dashboard read."""
 
-import os
-import subprocess
-import sys
-
 from sqlalchemy import func, select
 
 from rewards.extensions import db
 from rewards.models import DailySales, DailyTraffic, RollupMark
 
 from .test_jobs import purchase, redis_app, redis_url, setup_referrer  # noqa: F401
-from .test_worker_process import ROOT, wait_for
+from .test_worker_process import output, running_worker, wait_for
 
 
 def test_worker_brings_rollups_up_to_date(redis_app, redis_url):  # noqa: F811
@@ -18,14 +14,7 @@ def test_worker_brings_rollups_up_to_date(redis_app, redis_url):  # noqa: F811
     for _ in range(3):
         client.get(f"/r/{code}")
     assert purchase(client, headers, code).status_code == 201
-    env = os.environ | {
-        "DATABASE_URL": redis_app.config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": "worker-test",
-    }
-    worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with running_worker(redis_app, redis_url) as worker:
         def current():
             with redis_app.app_context():
                 clicks = db.session.scalar(select(func.sum(DailyTraffic.clicks)))
@@ -34,7 +23,4 @@ def test_worker_brings_rollups_up_to_date(redis_app, redis_url):  # noqa: F811
                 db.session.rollback()
                 return (clicks, purchases, marks) == (3, 1, 0)
 
-        assert wait_for(current), worker.stdout.read1().decode() if worker.stdout else ""
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        assert wait_for(current), output(worker)
