@@ -457,3 +457,15 @@ def test_nav_shows_payouts_and_audit_log_to_coordinators(coordinator, program):
     assert re.search(r'href="/coordinator/payouts"\s+aria-current="page">Payouts<', page)
     assert ">Audit log<" in page
 
+
+
+def test_csv_downloads_are_in_the_audit_log(app, queue, coordinator):
+    from rewards.models import AuditEntry
+
+    coordinator.get("/coordinator/payouts.csv?status=proposed").get_data()
+    coordinator.get("/coordinator/audit.csv").get_data()
+    with app.app_context():
+        entries = db.session.execute(
+            select(AuditEntry.subject, AuditEntry.note).where(AuditEntry.action == "download")
+            .order_by(AuditEntry.id)).all()
+    assert entries == [("payouts.csv", "status=proposed"), ("audit.csv", "no filters")]

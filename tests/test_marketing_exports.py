@@ -447,3 +447,18 @@ def test_a_bad_range_is_400_with_the_reason(program, marketing, args, message):
         assert response.status_code == 400, path
         assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
         assert message in response.get_data(as_text=True)
+
+
+def test_raw_exports_are_in_the_audit_log_and_table_exports_are_not(app, world, marketing):
+    from rewards.models import Account, AuditEntry
+
+    assert marketing.get(f"/marketing/export/daily.csv?{query(world)}").status_code == 200
+    response = marketing.get(f"/marketing/export/raw/purchases.csv?{query(world, 'club')}")
+    assert response.status_code == 200
+    response.get_data()
+    with app.app_context():
+        entries = db.session.execute(
+            select(Account.role, AuditEntry.action, AuditEntry.subject, AuditEntry.note)
+            .join(Account, Account.id == AuditEntry.account_id)
+            .where(AuditEntry.action == "download")).all()
+    assert entries == [("marketing", "download", "purchases.csv", query(world, "club"))]

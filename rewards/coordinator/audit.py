@@ -5,8 +5,10 @@ from flask import flash, render_template, request
 from ..csv_export import csv_response
 from ..models import utcnow
 from ..services import audit_log
+from ..services.audit import record_download
 from ..services.audit_log import AuditFilters
 from . import bp
+from .common import me
 
 
 @bp.get("/audit")
@@ -23,4 +25,5 @@ def audit():
 def audit_csv():
     filters = AuditFilters.from_args(request.args)
     name = f"audit-{utcnow():%Y%m%d-%H%M%S}.csv"
+    record_download(me(), "audit.csv", request.query_string.decode())
     return csv_response(name, audit_log.EXPORT_HEADER, lambda: audit_log.export_rows(filters))

@@ -7,6 +7,7 @@ from ..extensions import db
 from ..models import PAYOUT_METHODS, Program, utcnow
 from ..services import fraud, payout_queue
 from ..services import payouts as payout_service
+from ..services.audit import record_download
 from ..services.payout_queue import STATUS_CHOICES, QueueFilters
 from . import actions, bp
 from .common import attempt, back_to, me, queue_url
@@ -27,6 +28,7 @@ def payouts():
 def payouts_csv():
     filters = QueueFilters.from_args(request.args)
     name = f"payouts-{utcnow():%Y%m%d-%H%M%S}.csv"
+    record_download(me(), "payouts.csv", request.query_string.decode())
     return csv_response(name, payout_queue.EXPORT_HEADER,
                         lambda: payout_queue.export_rows(filters))
 

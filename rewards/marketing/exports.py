@@ -5,9 +5,11 @@ Both take the dashboard's query arguments (`program`, `range`, `start`, `end`; s
 """
 
 from flask import Response, request
+from flask_login import current_user
 
 from ..csv_export import csv_response
 from ..services import marketing_exports, rollups
+from ..services.audit import record_download
 from ..services.dashboard import report
 from . import bp
 from .ranges import BadScope, Selection, parse
@@ -47,4 +49,5 @@ def export_raw(kind: str):
         return _text(str(error), 400)
     header, rows = marketing_exports.RAW[kind]
     scope = selection.scope
+    record_download(current_user, f"{kind}.csv", request.query_string.decode())
     return csv_response(_filename(kind, selection), header, lambda: rows(scope))

@@ -32,3 +32,10 @@ def record(account: Account | None, action: str, subject: str, *, before=None, a
                        note=(note or None) and note[:400])
     db.session.add(entry)
     return entry
+
+
+def record_download(account: Account, what: str, query: str) -> None:
+    """A download of personal data is a staff action too: who took which file, with which
+    filters. Committed at once, before the file streams."""
+    record(account, "download", what, note=query or "no filters")
+    db.session.commit()
