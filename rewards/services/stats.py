@@ -5,7 +5,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Click, Conversion, Customer, Referral, Signup, utcnow
+from ..models import Click, Conversion, Customer, Referral, utcnow
+from . import rollups
+from .dashboard import Scope, sales, traffic
 
 
 def customer_counts(customer: Customer) -> dict:
@@ -20,27 +22,21 @@ def customer_counts(customer: Customer) -> dict:
 
 
 def program_summary(days: int = 30) -> dict:
-    """Totals over the last `days` days; revenue per currency, never added across."""
-    since = utcnow() - timedelta(days=days)
-    clicks = db.session.scalar(select(func.count(Click.id)).where(Click.created_at >= since))
-    signups = db.session.scalar(select(func.count(Signup.id)).where(Signup.created_at >= since))
-    referred = db.session.scalar(
-        select(func.count(Signup.id)).where(Signup.created_at >= since,
-                                            Signup.referral_id.is_not(None))
-    )
-    revenue = db.session.execute(
-        select(Conversion.currency, func.count(Conversion.id), func.sum(Conversion.amount))
-        .where(Conversion.occurred_at >= since, Conversion.referrer_id.is_not(None))
-        .group_by(Conversion.currency)
-        .order_by(Conversion.currency)
-    ).all()
+    """Totals over the last `days` UTC days, from the daily rollups; revenue per currency,
+    never added across."""
+    rollups.refresh()
+    today = utcnow().date()
+    scope = Scope(None, today - timedelta(days=days - 1), today)
+    totals = traffic(scope)["totals"]
+    revenue = sorted(sales(scope)["currencies"].values(), key=lambda row: row["currency"])
     return {
         "days": days,
-        "clicks": clicks or 0,
-        "signups": signups or 0,
-        "referred_signups": referred or 0,
-        "purchases": sum(row[1] for row in revenue),
-        "revenue": [{"currency": c, "purchases": n, "amount": a} for c, n, a in revenue],
+        "clicks": totals["clicks"],
+        "signups": totals["signups"],
+        "referred_signups": totals["referred_signups"],
+        "purchases": sum(row["purchases"] for row in revenue),
+        "revenue": [{"currency": row["currency"], "purchases": row["purchases"],
+                     "amount": row["revenue"]} for row in revenue],
     }
 
 
