@@ -29,7 +29,7 @@ def text_of(response) -> str:
     return response.get_data(as_text=True)
 
 
-def test_friend_lands_signs_up_and_counts_for_the_referrer(app, referrer):
+def test_friend_lands_signs_up_and_counts_for_the_referrer(app, referrer, as_role):
     portal, code = referrer
     friend = app.test_client()
     landing = friend.get(friend.get(f"/r/{code}").headers["Location"])
@@ -49,6 +49,10 @@ def test_friend_lands_signs_up_and_counts_for_the_referrer(app, referrer):
     assert re.search(r'data-testid="count-clicks"[^>]*>\s*1\s*<', home)
     assert re.search(r'data-testid="count-signups"[^>]*>\s*1\s*<', home)
     assert "f***@example.com" in home
+    admin_home = text_of(as_role("admin").get("/admin"))
+    for key, value in (("clicks", 1), ("signups", 1), ("referred-signups", 1),
+                       ("purchases", 0)):
+        assert re.search(rf'data-testid="summary-{key}"[^>]*>\s*{value}\s*<', admin_home), key
 
 
 def test_landing_page_for_an_unknown_code_is_404(client, program):
