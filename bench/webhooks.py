@@ -10,9 +10,21 @@ distinct events (a fresh event id and order each), signed beforehand with the we
 secret and posted by a pool of C threads, each on its own keep-alive http.client
 connection. It prints events per second for each and the app/bare ratio (goal >= 0.5).
 
+The goal is for intake as production runs it, with --redis-url: the app verifies, stores
+(one insert and its commit), makes sure one `process_stripe_events` job is queued (one
+Redis round trip) and answers. Without --redis-url the app runs its jobs inline, so each
+request also applies its event (the laptop setup): that run measures intake plus
+processing, not intake.
+
 --end-to-end N (needs --database-url and --redis-url, and the Stripe processing code)
 posts N checkout.session.completed events to the real app with `python -m worker`
 running, and times until every event is processed and its purchase recorded (goal < 60 s).
+Before it, the intake runs' queued jobs and the events they left `received` are dropped,
+so that it times its own N events only.
+
+PostgreSQL: give a database of its own (the script migrates it), made afresh for figures
+to compare: this machine's PostgreSQL runs without autovacuum, so a database used for many
+runs keeps its dead rows and has no planner statistics.
 It exits 0 after measuring, 2 when it could not measure.
 """
 
@@ -183,9 +195,14 @@ def empty_queue(redis_url: str) -> None:
     from redis import Redis
     from rq import Queue
 
+    from rewards.jobs import STRIPE_EVENTS_QUEUED
     from rewards.queue import QUEUE_NAME
 
-    Queue(QUEUE_NAME, connection=Redis.from_url(redis_url)).empty()
+    connection = Redis.from_url(redis_url)
+    Queue(QUEUE_NAME, connection=connection).empty()
+    # The webhook's "a batch job is queued" mark went with the queue: without this the next
+    # events would queue no job until the mark expires (STRIPE_EVENTS_QUEUED_SECONDS).
+    connection.delete(STRIPE_EVENTS_QUEUED)
 
 
 def prepare(database_url: str) -> None:
@@ -243,7 +260,8 @@ def check_webhook(port: int) -> None:
 # --- Main --------------------------------------------------------------------------------
 
 
-def intake(args, workdir: Path, database_url: str, bare_url: str) -> None:
+def intake(args, workdir: Path, database_url: str, bare_url: str) -> str:
+    """The timed runs; returns the run's tag (its events' ids begin with evt_<x><tag>)."""
     app_port, bare_port = common.free_port(), common.free_port()
     log = workdir / "gunicorn.log"
     app_cmd = common.gunicorn_command(args, app_port, ROOT, "wsgi:app")
@@ -279,6 +297,28 @@ def intake(args, workdir: Path, database_url: str, bare_url: str) -> None:
     print(f"{'ratio app/bare':<22}{real / bare:>10.2f}   goal >= {GOAL}: {verdict}")
     stored = sum(stored_counts(f"a{run_tag}{n}")[0] for n in range(args.rounds))
     print(f"events stored by the app: {stored} of {sum(r.events for r in app_runs)} posted")
+    return run_tag
+
+
+def drop_unprocessed(run_tag: str) -> int:
+    """Delete the intake runs' events that are still `received` (with a queue, nobody
+    processed them), so that the end-to-end run times its own events only: the batch job
+    applies every received event, these included."""
+    from sqlalchemy import delete, or_
+
+    from rewards import create_app
+    from rewards.extensions import db
+    from rewards.models import StripeEvent
+
+    app = create_app()
+    with app.app_context():
+        mine = or_(*(StripeEvent.event_id.like(f"evt_{prefix}{run_tag}%")
+                     for prefix in ("wa", "a")), StripeEvent.event_id.like("evt_check%"))
+        dropped = db.session.execute(
+            delete(StripeEvent).where(StripeEvent.status == "received", mine)).rowcount
+        db.session.commit()
+        db.engine.dispose()
+    return dropped
 
 
 def end_to_end(args, workdir: Path, count: int) -> None:
@@ -333,9 +373,10 @@ def main(argv=None) -> int:
         check_queue(args.redis_url)
     try:
         prepare(database_url)
-        intake(args, workdir, database_url, bare_url)
+        run_tag = intake(args, workdir, database_url, bare_url)
         if args.redis_url:
             empty_queue(args.redis_url)  # the intake runs' jobs: nobody processes them
+            drop_unprocessed(run_tag)  # nor their events, left received
         if args.end_to_end:
             end_to_end(args, workdir, args.end_to_end)
     finally:

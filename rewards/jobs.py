@@ -2,7 +2,9 @@
 twice. `enqueue` is called after the commit; without Redis it runs the job inline.
 """
 
+import contextlib
 import logging
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -11,7 +13,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Conversion, utcnow
-from .queue import get_queue
+from .queue import get_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,17 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=5)
 # A Stripe event not processed this long after it was received is enqueued again.
 STRIPE_EVENT_STALE_AFTER = timedelta(minutes=2)
+# Set (SET NX) while a `process_stripe_events` job is queued and not started: the webhook
+# queues one only when it can set the key, so one job waits at a time however many events
+# arrive, for one Redis round trip per event. The job deletes the key before it claims
+# anything, so an event stored after that queues the next job. The key expires on its own:
+# a queued job that is lost holds new ones back this long at most (and `sweep` picks up
+# whatever waits longer).
+STRIPE_EVENTS_QUEUED = "rewards:stripe-events:queued"
+STRIPE_EVENTS_QUEUED_SECONDS = 10
+# A `process_stripe_events` job stops after this long and queues its successor, so that
+# steady traffic never keeps one job running past rq's job timeout (180 s).
+STRIPE_EVENTS_JOB_SECONDS = 60
 
 
 def enqueue(func, *ids) -> None:
@@ -58,6 +71,51 @@ def process_stripe_event(event_row_id: int) -> str:
     from .services.stripe_events import process
 
     return process(event_row_id)
+
+
+def process_stripe_events() -> int:
+    """Apply the received Stripe events, one transaction of up to `BATCH` at a time, until
+    none waits; returns how many it claimed. It takes no ids: it claims what waits, and
+    each event is claimed by one transaction only, so copies of this job running at once
+    (or one after the other) share the work and apply each event once."""
+    from .services.stripe_events import process_received
+
+    redis = redis_connection()
+    if redis is not None:
+        with contextlib.suppress(RedisError):  # the key expires by itself
+            redis.delete(STRIPE_EVENTS_QUEUED)  # from now on, a new event queues a job
+    deadline = time.monotonic() + STRIPE_EVENTS_JOB_SECONDS
+    claimed = 0
+    while count := process_received():
+        claimed += count
+        if redis is not None and time.monotonic() > deadline:
+            queue_stripe_events()  # more may wait: a successor carries on
+            break
+    return claimed
+
+
+def stripe_event_stored(event_row_id: int) -> None:
+    """After the webhook stored (and committed) a new event: without Redis, apply it now;
+    with Redis, make sure a `process_stripe_events` job is queued."""
+    if current_app.config["INLINE_JOBS"]:
+        process_stripe_event(event_row_id)
+        return
+    queue_stripe_events()
+
+
+def queue_stripe_events() -> bool:
+    """Queue a `process_stripe_events` job unless one is queued and has not started
+    (STRIPE_EVENTS_QUEUED); returns whether it queued one. When Redis fails the events
+    are stored all the same, and `sweep` applies them."""
+    try:
+        if not redis_connection().set(STRIPE_EVENTS_QUEUED, "1", nx=True,
+                                      ex=STRIPE_EVENTS_QUEUED_SECONDS):
+            return False
+        get_queue().enqueue(process_stripe_events)
+        return True
+    except RedisError:
+        log.warning("could not queue process_stripe_events; sweep will apply the events")
+        return False
 
 
 def flush_clicks() -> int:

@@ -116,8 +116,12 @@ def resolve(
     referral_code: str | None = None,
     visitor_id: str | None = None,
     at: datetime,
+    friend_is_new: bool = False,
 ) -> Attribution:
-    """Walk the chain; the first link that matches wins. Reads only, writes nothing."""
+    """Walk the chain; the first link that matches wins. Reads only, writes nothing.
+
+    friend_is_new: the friend was added in the caller's transaction, so has no referral
+    yet (and none is looked for)."""
     refusals: list[str] = []
     found: Attribution | None = None
     if referral_code:
@@ -127,7 +131,8 @@ def resolve(
         found, refusal = _by_visitor(program, friend, email, visitor_id, at)
         refusals += [refusal] if refusal else []
 
-    existing = db.session.scalar(select(Referral).filter_by(friend_id=friend.id))
+    existing = None if friend_is_new else db.session.scalar(
+        select(Referral).filter_by(friend_id=friend.id))
     if existing is not None and (found is None or found.referrer.id != existing.referrer_id):
         other = " (a friend is referred once, so the other referrer named was not used)"
         return Attribution(

@@ -60,22 +60,30 @@ def _replay(source: str, order_id: str, digest: str) -> ConversionResult | None:
 
 
 def record_conversion(
-    program: Program, data: NewConversion, *, source: str, digest: str
+    program: Program, data: NewConversion, *, source: str, digest: str, commit: bool = True,
+    known_new: bool = False,
 ) -> ConversionResult:
     """Record a purchase once; a replay with the same body answers the first, another is 409.
 
     The follow-up work (the reward computation) is enqueued after the commit, by id.
+    With commit=False (a caller that owns the transaction: Stripe event processing) the
+    purchase is flushed, not committed, a collision raises IntegrityError with nothing
+    rolled back, and the reward computation is the caller's, after its commit.
+    known_new: the caller has just found no purchase with this order id in its
+    transaction, so it is not looked for again (the unique constraint still holds).
     """
-    replay = _replay(source, data.order_id, digest)
+    replay = None if known_new else _replay(source, data.order_id, digest)
     if replay:
         return replay
     try:
         buyer, found_by = _buyer(program, data)
         matched_via = None
         if data.links is None:
+            # found_by is None for a buyer added just now, who has no referral yet.
             attribution = resolve(program, buyer, email=data.email,
                                   referral_code=data.referral_code,
-                                  visitor_id=data.visitor_id, at=data.occurred_at)
+                                  visitor_id=data.visitor_id, at=data.occurred_at,
+                                  friend_is_new=found_by is None)
         else:
             attribution, matched_via = _resolve_links(program, buyer, data, found_by)
         referral = referral_for(program, buyer, attribution, data.occurred_at)
@@ -100,8 +108,12 @@ def record_conversion(
         if conversion.referrer_id is not None:
             touch_purchase(conversion)
         signals_for_purchase(conversion, visitor_id=data.visitor_id)
+        if not commit:
+            return ConversionResult(conversion, created=True)
         db.session.commit()
     except IntegrityError:
+        if not commit:
+            raise
         db.session.rollback()
         replay = _replay(source, data.order_id, digest)
         if replay:
@@ -136,16 +148,19 @@ def _resolve_links(program: Program, buyer: Customer, data: NewConversion,
     """Stripe's chain: each link in order, then the buyer's earlier referral (the buyer
     known by Stripe customer id or by email). Returns the attribution and the link."""
     refusals: list[str] = []
+    new = found_by is None  # a buyer added just now has no referral yet
     for via, kind, value in data.links:
         attribution = resolve(program, buyer, email=data.email, at=data.occurred_at,
                               referral_code=value if kind == "code" else None,
-                              visitor_id=value if kind == "visitor" else None)
+                              visitor_id=value if kind == "visitor" else None,
+                              friend_is_new=new)
         if attribution.attributed:
             attribution.refusals = refusals + attribution.refusals
             # A friend is referred once: their earlier referral stands over any link.
             return attribution, (found_by if attribution.matched_by == "signup" else via)
         refusals += attribution.refusals
-    attribution = resolve(program, buyer, email=data.email, at=data.occurred_at)
+    attribution = resolve(program, buyer, email=data.email, at=data.occurred_at,
+                          friend_is_new=new)
     if attribution.attributed:
         return attribution, found_by
     return Attribution(reason=refusals[0] if refusals else NO_MATCH, refusals=refusals), None

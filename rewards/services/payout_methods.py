@@ -112,10 +112,11 @@ def account_ready(account_object: dict) -> bool:
     return isinstance(capabilities, dict) and capabilities.get("transfers") == "active"
 
 
-def account_updated(account_object: dict) -> Customer | None:
+def account_updated(account_object: dict, *, commit: bool = True) -> Customer | None:
     """Apply Stripe's `account.updated` object: the customer with that connected account
     is marked ready or not. Returns the customer (None for an account not ours).
-    Commits; running it twice with the same object changes nothing."""
+    Commits (unless commit=False: the caller's transaction); running it twice with the
+    same object changes nothing."""
     account_id = account_object.get("id")
     if not isinstance(account_id, str) or not account_id:
         return None
@@ -125,7 +126,10 @@ def account_updated(account_object: dict) -> Customer | None:
     ready = account_ready(account_object)
     if customer.stripe_account_ready != ready:
         customer.stripe_account_ready = ready
-        db.session.commit()
+        if commit:
+            db.session.commit()
+        else:
+            db.session.flush()
     return customer
 
 

@@ -17,10 +17,13 @@ UNPAID = ("pending", "available", "on_hold")
 PAID = ("in_payout", "paid")
 
 
-def record_refund(conversion: Conversion, amount: int, external_id: str | None = None) -> Refund:
+def record_refund(conversion: Conversion, amount: int, external_id: str | None = None, *,
+                  commit: bool = True) -> Refund:
     """Record a refund of `amount` (this refund alone) and adjust the purchase's rewards.
 
     The same `external_id` again is a no-op (the same amount) or a 409 (another amount).
+    With commit=False (a caller that owns the transaction) it is flushed, not committed,
+    and a failure is raised with nothing rolled back.
     """
     external_id = external_id or f"auto-{shortuuid.uuid()}"
     existing = db.session.scalar(
@@ -53,13 +56,16 @@ def record_refund(conversion: Conversion, amount: int, external_id: str | None =
         touch(conversion.program_id, conversion.occurred_at)
         db.session.expire(conversion)
         _adjust_rewards(conversion, refund)
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except IntegrityError:
-        db.session.rollback()
+        if commit:
+            db.session.rollback()
         raise Conflict("This refund was being recorded by another request; send again.") \
             from None
     except ServiceError:
-        db.session.rollback()
+        if commit:
+            db.session.rollback()
         raise
     return refund
 

@@ -1,7 +1,9 @@
 """Webhooks from Stripe: verify the signature on the raw body, store the event, answer.
 
-Intake only verifies, stores (once per event id) and answers; the work is a job
-(`rewards.jobs.process_stripe_event`), enqueued after the commit for a new event only.
+Intake only verifies, stores (once per event id: one insert and its commit) and answers;
+the work is a job. After the commit of a new event, `rewards.jobs.stripe_event_stored`
+makes sure a `process_stripe_events` job is queued (one Redis round trip; that job applies
+the received events in batches), or without Redis applies the event inline.
 """
 
 import json
@@ -26,8 +28,8 @@ def _error(status: int, code: str, message: str):
 
 @bp.post("/stripe")
 def stripe_webhook():
-    from ..jobs import enqueue, process_stripe_event
-    from ..services.stripe_events import ingest
+    from ..jobs import stripe_event_stored
+    from ..services.stripe_events import store
 
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRETS") or []
     if not secrets:
@@ -43,7 +45,7 @@ def stripe_webhook():
     except ValueError:
         return _error(400, "bad_json", "The body is not JSON.")
     try:
-        row, created = ingest(event)
+        row_id = store(event)
     except ServiceError as error:
         db.session.rollback()
         return jsonify(error.as_json()), error.status
@@ -51,10 +53,10 @@ def stripe_webhook():
         db.session.rollback()
         log.exception("could not store a Stripe event")
         return _error(503, "unavailable", "The event could not be stored; send it again.")
-    if created:
+    if row_id is not None:
         try:
-            enqueue(process_stripe_event, row.id)
+            stripe_event_stored(row_id)
         except Exception:  # stored: the sweep processes it later
             db.session.rollback()
-            log.exception("processing Stripe event %s failed at intake", row.event_id)
-    return jsonify({"received": True, "duplicate": not created}), 200
+            log.exception("processing Stripe event %s failed at intake", event["id"])
+    return jsonify({"received": True, "duplicate": row_id is None}), 200
