@@ -142,6 +142,26 @@ def onboarding_link(*, account: str, refresh_url: str, return_url: str) -> str:
     return link.url
 
 
+# Promotion codes never change their text, so each process asks Stripe once per id.
+_promotion_codes: dict[str, str | None] = {}
+
+
+def promotion_code(promotion_id: str) -> str | None:
+    """The customer-facing code of a promotion code id (`promo_...`); None when Stripe has
+    no such promotion code. Other refusals raise, so the caller can try again later."""
+    if promotion_id not in _promotion_codes:
+        try:
+            found = client().v1.promotion_codes.retrieve(promotion_id)
+        except stripe.InvalidRequestError as error:
+            if getattr(error, "code", None) != "resource_missing":
+                raise _failure(error) from error
+            return None
+        except stripe.StripeError as error:
+            raise _failure(error) from error
+        _promotion_codes[promotion_id] = getattr(found, "code", None)
+    return _promotion_codes[promotion_id]
+
+
 def list_events(since: int, starting_after: str | None = None) -> tuple[list[dict], bool]:
     """One page (up to 100, newest first as Stripe lists them) of the events Stripe holds
     created at or after `since` (seconds since the epoch), as plain dicts, and whether

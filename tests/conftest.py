@@ -17,6 +17,8 @@ from rewards.services.accounts import create_account
 from rewards.services.apikeys import create_api_key
 from rewards.services.programs import create_program
 
+from .fake_stripe import FakeStripe, serve
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct-horse-battery"
 
@@ -169,3 +171,17 @@ def as_role(app, make_user):
         return client
 
     return signed_in
+
+
+@pytest.fixture
+def stripe_fake(app, monkeypatch):
+    """The app talking to a local fake Stripe (tests/fake_stripe.py) for this test."""
+    from rewards import stripe_gateway
+
+    fake = FakeStripe()
+    server = serve(fake)
+    monkeypatch.setitem(app.config, "STRIPE_API_KEY", "sk_test_fake")
+    monkeypatch.setitem(app.config, "STRIPE_API_BASE", fake.url)
+    monkeypatch.setattr(stripe_gateway, "_promotion_codes", {})
+    yield fake
+    server.shutdown()

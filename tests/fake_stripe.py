@@ -79,6 +79,12 @@ class FakeStripe:
             return 200, {"object": "list", "data": found, "has_more": False, "url": path}
         if method == "GET" and path == "/v1/events":
             return 200, self._events(params)
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "promotion_codes"]:
+            found = [p for p in self.objects.get("promotion_code", []) if p["id"] == parts[2]]
+            if found:
+                return 200, found[0]
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": f"No such promotion code: '{parts[2]}'"}}
         if method == "POST" and path == "/v1/accounts":
             return 200, self._new("acct", "account", params)
         if method == "POST" and path == "/v1/account_links":

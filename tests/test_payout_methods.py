@@ -13,19 +13,8 @@ from rewards.services import payout_methods
 from rewards.services.errors import ServiceError
 
 from .conftest import csrf_token, login
-from .fake_stripe import FakeStripe, serve
 
 PAGE = "/portal/payouts"
-
-
-@pytest.fixture
-def stripe_fake(app, monkeypatch):
-    fake = FakeStripe()
-    server = serve(fake)
-    monkeypatch.setitem(app.config, "STRIPE_API_KEY", "sk_test_fake")
-    monkeypatch.setitem(app.config, "STRIPE_API_BASE", fake.url)
-    yield fake
-    server.shutdown()
 
 
 @pytest.fixture

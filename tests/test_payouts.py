@@ -25,20 +25,9 @@ from rewards.services.ledger_check import check_ledger
 from rewards.services.policies import publish
 
 from .conftest import PASSWORD
-from .fake_stripe import FakeStripe, serve
 
 POLICY = {"currency": "usd", "hold_days": 0, "purchases": "all",
           "referrer": {"percent_bps": 1000}}
-
-
-@pytest.fixture
-def stripe_fake(app, monkeypatch):
-    fake = FakeStripe()
-    server = serve(fake)
-    monkeypatch.setitem(app.config, "STRIPE_API_KEY", "sk_test_fake")
-    monkeypatch.setitem(app.config, "STRIPE_API_BASE", fake.url)
-    yield fake
-    server.shutdown()
 
 
 @pytest.fixture

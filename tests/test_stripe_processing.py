@@ -279,6 +279,42 @@ def test_each_link_of_the_attribution_chain(app, client, api, code, link):
     assert "matched by" in event_rows(app)["evt_1"][1]
 
 
+def test_a_promotion_code_id_is_looked_up_at_stripe_once(app, client, code, stripe_fake):
+    stripe_fake.objects["promotion_code"] = [
+        {"id": "promo_9x", "object": "promotion_code", "code": code.lower()}]
+    for n, pi in ((1, "pi_1"), (2, "pi_2")):
+        deliver(client, checkout(f"evt_{n}", pi=pi, email=f"buyer{n}@example.com",
+                                 discounts=[{"coupon": "co_1", "promotion_code": "promo_9x"}]))
+    for pi in ("pi_1", "pi_2"):
+        conversion = purchase_row(app, pi)
+        assert (conversion.matched_via, conversion.matched_by) == ("promotion_code", "code")
+    assert len(stripe_fake.calls("GET /v1/promotion_codes/promo_9x")) == 1
+
+
+def test_an_unknown_promotion_code_id_leaves_the_purchase_unattributed(app, client, code,
+                                                                      stripe_fake):
+    deliver(client, checkout("evt_1", discounts=[{"promotion_code": "promo_gone"}]))
+    conversion = purchase_row(app)
+    assert (conversion.matched_via, conversion.referrer_id) == (None, None)
+    assert len(stripe_fake.calls("GET /v1/promotion_codes/promo_gone")) == 1
+
+
+def test_stripe_unreachable_fails_the_event_and_a_retry_attributes_it(app, client, code,
+                                                                      stripe_fake):
+    stripe_fake.objects["promotion_code"] = [
+        {"id": "promo_9x", "object": "promotion_code", "code": code}]
+    stripe_fake.fail("GET /v1/promotion_codes/promo_9x", "api_error", status=500, times=20)
+    deliver(client, checkout("evt_1", discounts=[{"promotion_code": "promo_9x"}]))
+    status, outcome, _ = event_rows(app)["evt_1"]
+    assert status == "failed" and purchase_row(app) is None, outcome
+    assert "Refused by the fake Stripe." in outcome
+    stripe_fake.failures.clear()  # Stripe answers again
+    with app.app_context():
+        row_id = db.session.scalar(select(StripeEvent.id).filter_by(event_id="evt_1"))
+        assert process(row_id) == "processed"
+    assert purchase_row(app).matched_via == "promotion_code"
+
+
 def test_no_link_records_an_unattributed_purchase(app, client, code):
     deliver(client, checkout("evt_1", client_reference_id="NOSUCHCODE", customer="cus_new"))
     conversion = purchase_row(app)

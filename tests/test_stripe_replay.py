@@ -9,21 +9,9 @@ from sqlalchemy import func, select
 from rewards.extensions import db
 from rewards.models import Conversion, StripeEvent
 
-from .fake_stripe import FakeStripe, serve
-
 
 def run(app, *args):
     return app.test_cli_runner().invoke(args=["rewards", "stripe-replay", *args])
-
-
-@pytest.fixture
-def stripe_fake(app, monkeypatch):
-    fake = FakeStripe()
-    server = serve(fake)
-    monkeypatch.setitem(app.config, "STRIPE_API_KEY", "sk_test_fake")
-    monkeypatch.setitem(app.config, "STRIPE_API_BASE", fake.url)
-    yield fake
-    server.shutdown()
 
 
 def test_refuses_a_bad_date(app, stripe_fake):

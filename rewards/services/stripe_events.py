@@ -34,12 +34,12 @@ Attribution of a Stripe purchase, in this order (the link that matched is record
 with that visitor id, otherwise a referral code), `metadata.referral_code`, the promotion
 code used, the buyer's Stripe customer id (a known customer whose signup was referred),
 the buyer's email (likewise). About promotion codes: an event only carries the promotion
-code's id (`promo_...`) unless it was expanded, and fetching its text would mean calling
-Stripe while processing. So the value taken is, from the first discount that has one,
-`discounts[].promotion_code` (its `code` when expanded to an object, else the value as it
-is), then `metadata.promotion_code`, and it is looked up as a referral code. A business
-whose Stripe promotion codes are the referral codes should expand them, or put the code in
-the metadata.
+code's id (`promo_...`) unless it was expanded. So the value taken is, from the first
+discount that has one, `discounts[].promotion_code` (its `code` when expanded to an
+object; for a bare `promo_...` id, the code Stripe gives for it, asked once per id and
+process, when STRIPE_API_KEY is set), then `metadata.promotion_code`, and it is looked up
+as a referral code. Stripe unreachable fails the event, which is tried again later, rather
+than record the purchase unattributed.
 """
 
 import contextlib
@@ -52,6 +52,7 @@ from sqlalchemy import String, bindparam, column, func, or_, select, true, updat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .. import stripe_gateway
 from ..extensions import db
 from ..models import Click, Conversion, Dispute, Refund, Reward, StripeEvent, utcnow
 from ..money import format_money
@@ -442,6 +443,8 @@ def _promotion_code(obj: dict, metadata: dict) -> str | None:
         code = discount.get("promotion_code")
         if isinstance(code, dict):
             code = code.get("code") or code.get("id")
+        elif isinstance(code, str) and code.startswith("promo_") and stripe_gateway.configured():
+            code = stripe_gateway.promotion_code(code)
         if isinstance(code, str) and code:
             return code
     code = metadata.get("promotion_code")
