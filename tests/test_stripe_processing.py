@@ -114,6 +114,29 @@ def test_every_order_of_the_events_ends_in_the_same_state(app, client, code, ord
     assert state(app) == expected
 
 
+@pytest.mark.parametrize("closed", ["won", "lost"])
+def test_a_dispute_after_payment_claws_back_only_when_lost(app, client, code, closed):
+    from rewards.models import Adjustment
+
+    from .test_ledger import pay_all
+
+    deliver(client, checkout("evt_p", client_reference_id=code))  # the policy holds 0 days
+    pay_all(app)
+    deliver(client, dispute("evt_dc", "charge.dispute.created"))
+    assert "0 reward(s) put on hold" in event_rows(app)["evt_dc"][1]  # paid: nothing to hold
+    deliver(client, dispute("evt_dx", "charge.dispute.closed", status=closed))
+    referrer_id = purchase_row(app).referrer_id
+    owed = {"won": 0, "lost": 1000}[closed]
+    after = state(app)
+    assert after["rewards"] == [("referrer", "paid", 1000, 0)]  # paid stays paid
+    assert after["balances"] == [(referrer_id, "usd", 0, 0, 0, 0, 1000, owed)]
+    with app.app_context():
+        clawbacks = db.session.execute(select(Adjustment.kind, Adjustment.amount,
+                                              Adjustment.status)).all()
+        assert check_ledger() == []
+    assert clawbacks == ([("clawback", -1000, "owed")] if closed == "lost" else [])
+
+
 def test_processing_an_event_twice_changes_nothing(app, client, code):
     deliver(client, checkout("evt_p", client_reference_id=code))
     deliver(client, charge_refunded("evt_r", refunded=4000))
