@@ -4,6 +4,7 @@ to end through a real worker.
 
     .venv/bin/python bench/webhooks.py [--events N] [--concurrency C] [--rounds R]
         [--database-url postgresql://...] [--redis-url redis://...] [--end-to-end N]
+        [--referred-share 0.3] [--referrers 200]
 
 Both apps run under the same gunicorn settings on 127.0.0.1 and get the same load: N
 distinct events (a fresh event id and order each), signed beforehand with the webhook
@@ -20,7 +21,17 @@ processing, not intake.
 posts N checkout.session.completed events to the real app with `python -m worker`
 running, and times until every event is processed and its purchase recorded (goal < 60 s).
 Before it, the intake runs' queued jobs and the events they left `received` are dropped,
-so that it times its own N events only.
+so that it times its own N events only. A share of the events (--referred-share, 0.3 by
+default) are referred purchases: each names the referral code of one of --referrers
+referrers (added through the customer service before the clock starts, with the example
+policy of bench/policy.py published when the program has none), in `client_reference_id`
+or `metadata.referral_code` by turns, and each buyer is new. So the timed work includes
+attribution, fraud signals (with 200 referrers each code gets about 15 friends within the
+hour, over the program's velocity limit of 10), rollup marks and reward computation. The
+clock stops once every event is processed and every referred purchase has its rewards;
+then the database is checked: every event processed, one purchase per event, the
+referred ones attributed to their referrer, one reward set per attributed purchase, and
+`check-ledger` clean.
 
 PostgreSQL: give a database of its own (the script migrates it), made afresh for figures
 to compare: this machine's PostgreSQL runs without autovacuum, so a database used for many
@@ -86,13 +97,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "empty); default: none, jobs run inline in the web process")
     parser.add_argument("--end-to-end", type=int, default=0, metavar="N",
                         help="also time N purchases through a real worker")
+    parser.add_argument("--referred-share", type=float, default=0.3, metavar="S",
+                        help="share of the end-to-end purchases that carry a referral code")
+    parser.add_argument("--referrers", type=int, default=200,
+                        help="referrers the referred end-to-end purchases name")
     return parser.parse_args(argv)
 
 
 # --- Events ------------------------------------------------------------------------------
 
 
-def purchase_event(tag: str, n: int, created: int) -> dict:
+def purchase_event(tag: str, n: int, created: int, code: str | None = None) -> dict:
+    """A paid checkout session; with `code`, a referred one naming that referral code
+    (in client_reference_id for even n, in metadata.referral_code for odd n)."""
+    reference = code if code and n % 2 == 0 else None
+    metadata = {"referral_code": code} if code and n % 2 else {}
     return {
         "id": f"evt_{tag}_{n:07d}", "object": "event", "type": "checkout.session.completed",
         "created": created, "api_version": "2024-06-20", "livemode": False,
@@ -101,7 +120,7 @@ def purchase_event(tag: str, n: int, created: int) -> dict:
             "id": f"cs_{tag}_{n:07d}", "object": "checkout.session", "mode": "payment",
             "status": "complete", "payment_status": "paid", "amount_total": 5000,
             "currency": "usd", "payment_intent": f"pi_{tag}_{n:07d}", "customer": None,
-            "client_reference_id": None, "metadata": {}, "invoice": None,
+            "client_reference_id": reference, "metadata": metadata, "invoice": None,
             "customer_details": {"email": f"buyer-{tag}-{n}@bench.example",
                                  "name": f"Buyer {n}"},
         }},
@@ -119,9 +138,19 @@ def signed(events: list[dict], secret: str = WEBHOOK_SECRET) -> list[tuple[bytes
     return out
 
 
-def make_batch(tag: str, count: int) -> list[tuple[bytes, str]]:
+def make_batch(tag: str, count: int, codes: dict[int, str] | None = None
+               ) -> list[tuple[bytes, str]]:
+    """`count` signed purchase events; codes: event number -> the referral code it names."""
     now = int(time.time())
-    return signed([purchase_event(tag, n, now) for n in range(count)])
+    codes = codes or {}
+    return signed([purchase_event(tag, n, now, codes.get(n)) for n in range(count)])
+
+
+def referred_plan(count: int, share: float, codes: list[str]) -> dict[int, str]:
+    """Which events carry a referral (spread evenly through the batch) and whose code."""
+    referred = round(count * max(0.0, min(share, 1.0))) if codes else 0
+    picked = sorted({int(k * count / referred) for k in range(referred)}) if referred else []
+    return {n: codes[k % len(codes)] for k, n in enumerate(picked)}
 
 
 # --- Load --------------------------------------------------------------------------------
@@ -220,6 +249,132 @@ def prepare(database_url: str) -> None:
         if db.session.scalar(db.select(Program.id).limit(1)) is None:
             create_program("bench-webhooks", name="Bench", currency="usd")
         db.engine.dispose()
+
+
+def seed_referrers(tag: str, count: int) -> dict[str, int]:
+    """Add `count` referrers through the customer service (each with a code), and publish
+    the example policy when the default program has none. Returns code -> customer id."""
+    from policy import EXAMPLE_DOCUMENT  # bench/policy.py
+
+    from rewards import create_app
+    from rewards.extensions import db
+    from rewards.services.codes import primary_code
+    from rewards.services.customers import find_or_add_customer
+    from rewards.services.policies import current_version, publish
+    from rewards.services.programs import default_program
+
+    app = create_app()
+    with app.app_context():
+        program = default_program()
+        if current_version(program.id) is None:
+            publish(program, EXAMPLE_DOCUMENT)
+        added = [find_or_add_customer(program, f"ref-{tag}-{n}",
+                                      f"referrer-{tag}-{n}@bench.example", f"Referrer {n}")[0]
+                 for n in range(count)]
+        db.session.commit()
+        codes = {primary_code(customer).code: customer.id for customer in added}
+        db.engine.dispose()
+    return codes
+
+
+def end_to_end_counts(tag: str) -> tuple[int, int, int, int]:
+    """(events processed or otherwise done, purchases, attributed purchases, attributed
+    purchases whose rewards are computed) for the end-to-end tag."""
+    from sqlalchemy import func, select
+
+    from rewards import create_app
+    from rewards.extensions import db
+    from rewards.models import Conversion, StripeEvent
+
+    app = create_app()
+    with app.app_context():
+        done = db.session.scalar(select(func.count()).where(
+            StripeEvent.event_id.like(f"evt_{tag}_%"), StripeEvent.status != "received"))
+        mine = Conversion.order_id.like(f"pi_{tag}_%")
+        purchases, attributed, rewarded = db.session.execute(
+            select(func.count(), func.count(Conversion.referrer_id),
+                   func.count(Conversion.processed_at)).where(mine)).one()
+        db.engine.dispose()
+    return done, purchases, attributed, rewarded
+
+
+def verify_end_to_end(tag: str, plan: dict[int, str], referrers: dict[str, int],
+                      count: int) -> list[str]:
+    """What the database holds after the run, checked; returns the problems found."""
+    from sqlalchemy import func, select
+
+    from rewards import create_app
+    from rewards.extensions import db
+    from rewards.models import Conversion, Reward, StripeEvent
+    from rewards.services.ledger_check import check_ledger
+
+    problems = []
+    app = create_app()
+    with app.app_context():
+        statuses = dict(db.session.execute(
+            select(StripeEvent.status, func.count())
+            .where(StripeEvent.event_id.like(f"evt_{tag}_%")).group_by(StripeEvent.status)
+        ).all())
+        if statuses != {"processed": count}:
+            problems.append(f"event statuses {statuses}, wanted {count} processed")
+        rows = db.session.execute(
+            select(Conversion.order_id, Conversion.referrer_id, Conversion.processed_at)
+            .where(Conversion.order_id.like(f"pi_{tag}_%"))).all()
+        if len(rows) != count:
+            problems.append(f"{len(rows)} purchases recorded, wanted {count}")
+        wrong = 0
+        for order_id, referrer_id, _ in rows:
+            code = plan.get(int(order_id.rsplit("_", 1)[1]))
+            if referrer_id != (referrers[code] if code else None):
+                wrong += 1
+        if wrong:
+            problems.append(f"{wrong} purchases attributed otherwise than their event says")
+        sets = dict(db.session.execute(
+            select(Reward.conversion_id, func.count(func.distinct(Reward.role)))
+            .join(Conversion, Conversion.id == Reward.conversion_id)
+            .where(Conversion.order_id.like(f"pi_{tag}_%")).group_by(Reward.conversion_id)
+        ).all())
+        attributed = [row for row in rows if row.referrer_id is not None]
+        unrewarded = sum(1 for row in attributed if row.processed_at is None)
+        if unrewarded:
+            problems.append(f"{unrewarded} attributed purchases have no rewards computed")
+        if len(sets) != len(attributed):
+            problems.append(f"{len(sets)} purchases have rewards, wanted one set for each of "
+                            f"the {len(attributed)} attributed")
+        problems += [f"check-ledger: {breach}" for breach in check_ledger()]
+        db.engine.dispose()
+    return problems
+
+
+def reward_summary(tag: str) -> str:
+    from sqlalchemy import func, select
+
+    from rewards import create_app
+    from rewards.extensions import db
+    from rewards.models import Conversion, FraudSignal, Reward
+
+    app = create_app()
+    with app.app_context():
+        mine = Conversion.order_id.like(f"pi_{tag}_%")
+        by_role = dict(db.session.execute(
+            select(Reward.role, func.count())
+            .join(Conversion, Conversion.id == Reward.conversion_id).where(mine)
+            .group_by(Reward.role)).all())
+        sets = db.session.scalar(
+            select(func.count(func.distinct(Reward.conversion_id)))
+            .join(Conversion, Conversion.id == Reward.conversion_id).where(mine))
+        held = db.session.scalar(
+            select(func.count()).select_from(Reward).join(
+                Conversion, Conversion.id == Reward.conversion_id)
+            .where(mine, Reward.status == "on_hold"))
+        signals = dict(db.session.execute(
+            select(FraudSignal.kind, func.count()).join(
+                Conversion, Conversion.referral_id == FraudSignal.referral_id)
+            .where(mine).group_by(FraudSignal.kind)).all())
+        db.engine.dispose()
+    lines = ", ".join(f"{n} {role}" for role, n in sorted(by_role.items()))
+    return (f"{sets} reward sets ({lines} lines; {held} on hold); "
+            f"fraud signals {signals or 'none'}")
 
 
 def stored_counts(tag: str) -> tuple[int, int, int]:
@@ -333,7 +488,11 @@ def end_to_end(args, workdir: Path, count: int) -> None:
     port = common.free_port()
     log = workdir / "end-to-end.log"
     tag = "e" + secrets.token_hex(4)
-    batch = make_batch(tag, count)
+    referrers = seed_referrers(tag, args.referrers) if args.referred_share > 0 else {}
+    plan = referred_plan(count, args.referred_share, list(referrers))
+    batch = make_batch(tag, count, plan)
+    print(f"end to end: {len(plan)} of {count} purchases referred, naming the codes of "
+          f"{len(referrers)} referrers", flush=True)
     with open(log, "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, stdout=out,
                                   stderr=out, start_new_session=True)
@@ -344,19 +503,28 @@ def end_to_end(args, workdir: Path, count: int) -> None:
             print(f"end to end: {count} purchases posted in {posted.seconds:.1f} s "
                   f"({posted.errors} errors)", flush=True)
             deadline = started + 10 * END_TO_END_GOAL
-            done = purchases = 0
+            done = purchases = attributed = rewarded = 0
             while time.perf_counter() < deadline:
-                _, done, purchases = stored_counts(tag)
-                if done >= count and purchases >= count:
+                done, purchases, attributed, rewarded = end_to_end_counts(tag)
+                if done >= count and purchases >= count and attributed >= len(plan) \
+                        and rewarded >= attributed:
                     break
                 time.sleep(0.5)
             elapsed = time.perf_counter() - started
     finally:
         common.stop(worker)
-    verdict = "met" if done >= count and purchases >= count and elapsed < END_TO_END_GOAL \
-        else "NOT met"
-    print(f"end to end: {done} of {count} events processed, {purchases} purchases recorded "
-          f"in {elapsed:.1f} s; goal < {END_TO_END_GOAL:.0f} s: {verdict}")
+    problems = verify_end_to_end(tag, plan, referrers, count)
+    complete = done >= count and purchases >= count and rewarded >= attributed >= len(plan)
+    verdict = "met" if complete and not problems and elapsed < END_TO_END_GOAL else "NOT met"
+    print(f"end to end: {done} of {count} events processed, {purchases} purchases recorded, "
+          f"{attributed} attributed ({len(plan)} referred), {rewarded} with rewards computed")
+    print(f"end to end: {reward_summary(tag)}")
+    for problem in problems:
+        print(f"end to end: CHECK FAILED: {problem}")
+    print(f"end to end: database checked: "
+          f"{'all good, check-ledger clean' if not problems else f'{len(problems)} problems'}")
+    print(f"end to end: {count} purchases ({len(plan)} referred) in {elapsed:.1f} s; "
+          f"goal < {END_TO_END_GOAL:.0f} s: {verdict}")
 
 
 def main(argv=None) -> int:

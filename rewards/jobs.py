@@ -73,25 +73,63 @@ def process_stripe_event(event_row_id: int) -> str:
     return process(event_row_id)
 
 
-def process_stripe_events() -> int:
+def process_stripe_events(event_row_ids: list[int] | None = None) -> int:
     """Apply the received Stripe events, one transaction of up to `BATCH` at a time, until
-    none waits; returns how many it claimed. It takes no ids: it claims what waits, and
-    each event is claimed by one transaction only, so copies of this job running at once
-    (or one after the other) share the work and apply each event once."""
-    from .services.stripe_events import process_received
+    none waits; returns how many it claimed. It claims what waits, and each event is
+    claimed by one transaction only, so copies of this job running at once (or one after
+    the other) share the work and apply each event once. `event_row_ids` (from `sweep`):
+    these events are applied first, in batches, whichever of received, waiting or failed
+    they are."""
+    from .services.stripe_events import process_many, process_received
 
     redis = redis_connection()
     if redis is not None:
         with contextlib.suppress(RedisError):  # the key expires by itself
             redis.delete(STRIPE_EVENTS_QUEUED)  # from now on, a new event queues a job
     deadline = time.monotonic() + STRIPE_EVENTS_JOB_SECONDS
-    claimed = 0
-    while count := process_received():
-        claimed += count
-        if redis is not None and time.monotonic() > deadline:
-            queue_stripe_events()  # more may wait: a successor carries on
-            break
+    with _Rewarder() as reward:
+        claimed = process_many(event_row_ids, reward=reward) if event_row_ids else 0
+        while count := process_received(reward=reward):
+            claimed += count
+            if redis is not None and time.monotonic() > deadline:
+                queue_stripe_events()  # more may wait: a successor carries on
+                break
     return claimed
+
+
+class _Rewarder:
+    """Computes each committed batch's rewards on a thread of its own (PostgreSQL only),
+    while the job applies the next batch: the two overlap their waits on the database.
+    Each purchase is still rewarded in a transaction of its own, a compare-and-set on
+    `processed_at` (what the sweep retries when one fails); the job returns once every
+    batch's rewards are done. On SQLite (one writer at a time) they are computed in line,
+    as `process_received` does by itself."""
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.app = current_app._get_current_object()
+        self.pool = None
+        if db.session.get_bind().dialect.name == "postgresql":
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
+        return self if self.pool else None
+
+    def __call__(self, batch) -> None:
+        if batch.to_reward:
+            self.pool.submit(self._reward, batch)
+
+    def _reward(self, batch) -> None:
+        from .services.stripe_events import _reward
+
+        with self.app.app_context():
+            try:
+                _reward(batch)
+            finally:
+                db.session.remove()
+
+    def __exit__(self, *exc) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=True)
 
 
 def stripe_event_stored(event_row_id: int) -> None:
@@ -159,8 +197,10 @@ def sweep() -> dict:
 
     stripe_events = requeue_ids(utcnow() - STRIPE_EVENT_STALE_AFTER)
     db.session.rollback()
-    for event_row_id in stripe_events:
-        enqueue(process_stripe_event, event_row_id)
+    if stripe_events:
+        # One batch job for all of them (not a job per event): it applies these in
+        # batches, then whatever else is received.
+        enqueue(process_stripe_events, stripe_events)
     return {"rewards_released": released, "payouts_proposed": proposed,
             "payouts_retried": len(retry_ids) + len(resume_ids),
             "conversions_requeued": len(waiting), "clicks_flushed": flush_clicks(),

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from rewards.extensions import db
 from rewards.models import (
@@ -29,6 +29,7 @@ from rewards.services.errors import Conflict, ServiceError
 from rewards.services.ledger_check import check_ledger
 from rewards.services.policies import publish
 from rewards.services.rewards import reward_conversion
+from rewards.services.signups import record_signup
 
 from .conftest import PASSWORD, csrf_token, login
 
@@ -262,6 +263,95 @@ def test_velocity_above_the_programs_limit(app, api, program, referrer):
     sign_up(api, referrer, email="c@example.com", external_id="f-3")
     sentence = f"3 signups on code {referrer} within an hour; the program allows 2."
     assert signals(app) == [("velocity", sentence)] * 3  # the whole burst is flagged
+
+
+def velocity_signals(app) -> dict[str, str]:
+    """Each flagged friend's external id -> the detail of their velocity signal."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(Customer.external_id, FraudSignal.detail)
+            .join(Referral, Referral.id == FraudSignal.referral_id)
+            .join(Customer, Customer.id == Referral.friend_id)
+            .where(FraudSignal.kind == "velocity")).all()
+    assert len(rows) == len({external_id for external_id, _ in rows})  # once per referral
+    return dict(rows)
+
+
+def test_a_velocity_burst_flags_each_later_signup_alone(app, api, program, referrer):
+    """Past the limit each new signup on the code adds its own signal (one statement), the
+    referrals flagged already keep theirs; the earlier friends' rewards go on hold when
+    the burst is first flagged, and a flagged friend's later rewards start on hold."""
+    with app.app_context():
+        db.session.get(Program, program).velocity_limit = 2
+        db.session.commit()
+    sign_up(api, referrer, email="a@example.com", external_id="f-1")
+    sign_up(api, referrer, email="b@example.com", external_id="f-2")
+    buy(api, order_id="o-1", external_id="f-1")
+    buy(api, order_id="o-2", external_id="f-2")
+    assert statuses(app) == ["available", "available"]
+    sign_up(api, referrer, email="c@example.com", external_id="f-3")
+    three = f"3 signups on code {referrer} within an hour; the program allows 2."
+    assert velocity_signals(app) == {"f-1": three, "f-2": three, "f-3": three}
+    assert statuses(app) == ["on_hold", "on_hold"]
+    inserts = []
+
+    def count_inserts(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO FRAUD_SIGNALS"):
+            inserts.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count_inserts)
+    try:
+        sign_up(api, referrer, email="d@example.com", external_id="f-4")
+    finally:
+        event.remove(engine, "before_cursor_execute", count_inserts)
+    assert len(inserts) == 1  # the burst is not flagged again row by row
+    four = f"4 signups on code {referrer} within an hour; the program allows 2."
+    assert velocity_signals(app) == {"f-1": three, "f-2": three, "f-3": three, "f-4": four}
+    buy(api, order_id="o-4", external_id="f-4")
+    assert statuses(app) == ["on_hold", "on_hold", "on_hold"]
+    with app.app_context():
+        held_from = db.session.scalars(select(Reward.held_from).order_by(Reward.id)).all()
+        f4_signal = db.session.scalar(select(FraudSignal.id).where(
+            FraudSignal.detail == four))
+    assert held_from == ["available", "available", "available"]
+    clear(app, f4_signal, coordinator(app))
+    assert statuses(app) == ["on_hold", "on_hold", "available"]
+    assert_ledger_true(app)
+
+
+def test_signups_racing_on_one_code_flag_each_referral_once(app, api, program, referrer):
+    with app.app_context():
+        db.session.get(Program, program).velocity_limit = 2
+        db.session.commit()
+    sign_up(api, referrer, email="a@example.com", external_id="f-1")
+    buy(api, order_id="o-1", external_id="f-1")
+    racers = 4
+    barrier = threading.Barrier(racers)
+    errors = []
+
+    def join(n):
+        with app.app_context():
+            barrier.wait()
+            try:
+                record_signup(db.session.get(Program, program), email=f"r{n}@example.com",
+                              external_id=f"r-{n}", referral_code=referrer)
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=join, args=(n,)) for n in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    flagged = velocity_signals(app)
+    assert set(flagged) == {"f-1", *(f"r-{n}" for n in range(racers))}
+    assert statuses(app) == ["on_hold"]  # f-1's reward, held once the burst was flagged
+    assert_ledger_true(app)
 
 
 def test_velocity_counts_only_the_last_hour(app, api, program, referrer):

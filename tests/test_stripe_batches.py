@@ -260,6 +260,53 @@ def test_a_purchase_recorded_after_the_batch_looked_is_found_not_doubled(app, co
     assert count(app, Conversion) == 1
 
 
+def test_a_buyer_known_before_the_batch_is_found_not_added_again(app, code, api):
+    api.post("/customers", {"external_id": "known", "email": "known@example.com"})
+    with app.app_context():
+        store(checkout("evt_1", pi="pi_1", email="Known@Example.com",
+                       client_reference_id=code))
+        store(checkout("evt_2", pi="pi_2", email="new@example.com"))
+        assert process_received() == 2
+        buyers = dict(db.session.execute(
+            select(Conversion.order_id, Customer.external_id)
+            .join(Customer, Customer.id == Conversion.customer_id)).all())
+    assert buyers == {"pi_1": "known", "pi_2": None}
+    assert count(app, Customer, Customer.email == "known@example.com") == 1
+    assert count(app, Customer, Customer.email == "new@example.com") == 1
+    assert rewarded_orders(app) == {"pi_1"}
+
+
+def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, code, monkeypatch):
+    """The batch looks its buyers' emails up once; a customer added by another transaction
+    just after that collides on the unique (program, email), and the event, applied again,
+    finds the customer and records the purchase as theirs."""
+    with app.app_context():
+        program = db.session.scalar(select(Program))
+        db.session.add(Customer(program_id=program.id, external_id="late",
+                                email="late@example.com"))
+        db.session.commit()
+        program_id = program.id
+    looked_up = stripe_events_service._prefetch
+
+    def stale(rows, batch):
+        looked_up(rows, batch)
+        # As if the customer had been committed just after the lookup found no one.
+        batch.absent_emails.add((program_id, "late@example.com"))
+
+    monkeypatch.setattr(stripe_events_service, "_prefetch", stale)
+    with app.app_context():
+        store(checkout("evt_1", pi="pi_1", email="late@example.com",
+                       client_reference_id=code))
+        assert process_received() == 1
+    assert events(app)[0][1] == "processed"
+    assert count(app, Customer, Customer.email == "late@example.com") == 1
+    with app.app_context():
+        buyer = db.session.scalar(select(Customer.external_id).join(
+            Conversion, Conversion.customer_id == Customer.id))
+    assert buyer == "late"
+    assert rewarded_orders(app) == {"pi_1"}
+
+
 # --- the webhook and the worker, on Redis --------------------------------------------------
 
 @pytest.fixture

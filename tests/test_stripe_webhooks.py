@@ -235,6 +235,38 @@ def test_sweep_processes_what_redis_missed_once(app, referrer_code):
     Redis.from_url(redis_url).flushdb()
 
 
+def test_sweep_queues_one_batch_job_for_every_stale_event(app, referrer_code):
+    redis_url = need_service("TEST_REDIS_URL", "Redis")
+    Redis.from_url(redis_url).flushdb()
+    stale = utcnow() - timedelta(minutes=3)
+    with app.app_context():
+        for n in range(5):
+            db.session.add(StripeEvent(
+                event_id=f"evt_{n}", type="checkout.session.completed", created=int(time.time()),
+                payload=body(checkout(f"evt_{n}", pi=f"pi_{n}", email=f"b{n}@example.com",
+                                      client_reference_id=referrer_code)).decode(),
+                # Received ones Redis missed, and ones that failed before (retried too).
+                status="failed" if n % 2 else "received", attempts=n % 2,
+                received_at=stale))
+        db.session.commit()
+    up = make_app(app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url)
+    with up.app_context():
+        assert sweep()["stripe_events_requeued"] == 5
+        queue = get_queue()
+        jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
+        assert [job.func_name for job in jobs] == ["rewards.jobs.process_stripe_events"]
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert sweep()["stripe_events_requeued"] == 0
+        assert len(queue) == 0
+    assert statuses(app) == ["processed"] * 5
+    assert count(app, Conversion) == 5
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Conversion).where(
+            Conversion.referrer_id.is_not(None), Conversion.processed_at.is_not(None))) == 5
+        assert db.session.scalar(select(func.max(StripeEvent.attempts))) == 1
+    Redis.from_url(redis_url).flushdb()
+
+
 def test_sweep_retries_a_stale_received_event_inline(app, referrer_code):
     with app.app_context():
         db.session.add(StripeEvent(

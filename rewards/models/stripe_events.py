@@ -1,6 +1,6 @@
 """Stripe's events as received, and the disputes they report."""
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -22,6 +22,11 @@ class StripeEvent(db.Model):
             "status IN ('received', 'processed', 'ignored', 'waiting', 'failed')",
             name="status"),
         Index("ix_stripe_events_status", "status", "received_at"),
+        # The batch claim's query (`process_received`): the received events, oldest first.
+        # Partial, so it holds only the events still to apply, however many are done.
+        Index("ix_stripe_events_received", "received_at", "id",
+              postgresql_where=text("status = 'received'"),
+              sqlite_where=text("status = 'received'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

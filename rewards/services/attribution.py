@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Account, Click, Customer, Program, Referral, ReferralCode
@@ -32,19 +33,21 @@ class Attribution:
         return self.referrer is not None
 
 
-def _emails(customer: Customer) -> set[str]:
-    found = {customer.email.lower()} if customer.email else set()
-    account_email = db.session.scalar(select(Account.email).filter_by(customer_id=customer.id))
-    if account_email:
-        found.add(account_email.lower())
-    return found
-
-
-def is_self_referral(referrer: Customer, friend: Customer, friend_email: str | None = None):
+def is_self_referral(referrer: Customer, friend: Customer, friend_email: str | None = None,
+                     *, friend_is_new: bool = False) -> bool:
+    """The same customer, or a shared email (the customers' own or their logins', ignoring
+    case). The logins' emails of both are read in one query; a friend added in the
+    caller's transaction has no login yet, so only the referrer's are read then."""
     if referrer.id == friend.id:
         return True
-    friend_emails = _emails(friend) | ({friend_email.lower()} if friend_email else set())
-    return bool(_emails(referrer) & friend_emails)
+    referrer_emails = {referrer.email.lower()} if referrer.email else set()
+    friend_emails = {email.lower() for email in (friend.email, friend_email) if email}
+    ids = [referrer.id] if friend_is_new else [referrer.id, friend.id]
+    for customer_id, email in db.session.execute(
+            select(Account.customer_id, Account.email).where(Account.customer_id.in_(ids))):
+        if email:
+            (referrer_emails if customer_id == referrer.id else friend_emails).add(email.lower())
+    return bool(referrer_emails & friend_emails)
 
 
 def _who(customer: Customer) -> str:
@@ -58,13 +61,14 @@ def _days(delta: timedelta) -> str:
     return "today" if days == 0 else ("1 day ago" if days == 1 else f"{days} days ago")
 
 
-def _by_code(program, friend, email, code_text):
+def _by_code(program, friend, email, code_text, friend_is_new=False):
     code = db.session.scalar(
         select(ReferralCode).filter_by(code_key=code_text.strip().lower(), active=True)
+        .options(joinedload(ReferralCode.customer))  # the referrer, in the same query
     )
     if code is None or code.program_id != program.id:
         return None, f"the referral code {code_text} does not exist in this program."
-    if is_self_referral(code.customer, friend, email):
+    if is_self_referral(code.customer, friend, email, friend_is_new=friend_is_new):
         return None, f"the referral code {code.code} belongs to the buyer."
     return Attribution(
         referrer=code.customer, matched_by="code", code=code,
@@ -72,7 +76,8 @@ def _by_code(program, friend, email, code_text):
     ), None
 
 
-def _by_visitor(program: Program, friend, email, visitor_id, at: datetime):
+def _by_visitor(program: Program, friend, email, visitor_id, at: datetime,
+                friend_is_new: bool = False):
     clicks = db.session.scalars(
         select(Click)
         .filter_by(program_id=program.id, visitor_id=visitor_id)
@@ -95,7 +100,7 @@ def _by_visitor(program: Program, friend, email, visitor_id, at: datetime):
         )
     click = in_window[-1] if program.attribution == "first" else in_window[0]
     referrer = db.session.get(Customer, click.referrer_id)
-    if is_self_referral(referrer, friend, email):
+    if is_self_referral(referrer, friend, email, friend_is_new=friend_is_new):
         return None, "the clicked link belongs to a customer with the buyer's email."
     code = db.session.get(ReferralCode, click.code_id)
     which = "first" if program.attribution == "first" else "last"
@@ -121,14 +126,14 @@ def resolve(
     """Walk the chain; the first link that matches wins. Reads only, writes nothing.
 
     friend_is_new: the friend was added in the caller's transaction, so has no referral
-    yet (and none is looked for)."""
+    yet (and none is looked for) and no login (whose email is not looked for either)."""
     refusals: list[str] = []
     found: Attribution | None = None
     if referral_code:
-        found, refusal = _by_code(program, friend, email, referral_code)
+        found, refusal = _by_code(program, friend, email, referral_code, friend_is_new)
         refusals += [refusal] if refusal else []
     if found is None and visitor_id:
-        found, refusal = _by_visitor(program, friend, email, visitor_id, at)
+        found, refusal = _by_visitor(program, friend, email, visitor_id, at, friend_is_new)
         refusals += [refusal] if refusal else []
 
     existing = None if friend_is_new else db.session.scalar(

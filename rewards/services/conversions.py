@@ -36,6 +36,9 @@ class NewConversion:
     # None for the JSON API, whose chain is referral_code then visitor_id as before.
     stripe_customer_id: str | None = None
     links: tuple[tuple[str, str, str], ...] | None = None
+    # The caller found no customer of the program with this email in its transaction, so
+    # it is not looked for again (the unique (program, email) constraint still holds).
+    email_unknown: bool = False
 
 
 @dataclass
@@ -106,8 +109,10 @@ def record_conversion(
         db.session.add(conversion)
         db.session.flush()
         if conversion.referrer_id is not None:
-            touch_purchase(conversion)
-        signals_for_purchase(conversion, visitor_id=data.visitor_id)
+            touch_purchase(conversion, buyer_is_new=found_by is None)
+        signals_for_purchase(conversion, visitor_id=data.visitor_id,
+                             referral_is_new=referral is not None
+                             and referral is not attribution.referral)
         if not commit:
             return ConversionResult(conversion, created=True)
         db.session.commit()
@@ -136,7 +141,8 @@ def _buyer(program: Program, data: NewConversion) -> tuple[Customer, str | None]
             .order_by(Customer.id).limit(1))
         if known is not None:
             return known, "stripe_customer"
-    buyer, created = find_or_add_customer(program, data.external_id, data.email, data.name)
+    buyer, created = find_or_add_customer(program, data.external_id, data.email, data.name,
+                                          email_unknown=data.email_unknown)
     if data.stripe_customer_id and buyer.stripe_customer_id is None:
         buyer.stripe_customer_id = data.stripe_customer_id
         db.session.flush()

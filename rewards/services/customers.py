@@ -29,16 +29,19 @@ def find_customer(program: Program, external_id: str | None, email: str | None):
 
 
 def find_or_add_customer(
-    program: Program, external_id: str | None, email: str | None, name: str | None = None
+    program: Program, external_id: str | None, email: str | None, name: str | None = None,
+    *, email_unknown: bool = False,
 ) -> tuple[Customer, bool]:
     """The customer with this external id or email, added (with a code) when new.
 
     Flushes, never commits: the caller's transaction decides. A customer first known by
     email gets the external id when one arrives; two different external ids for one
-    email are a conflict.
+    email are a conflict. email_unknown (with no external id): the caller has just found
+    no customer with this email in its transaction, so none is looked for.
     """
     email = normalise_email(email)
-    customer = find_customer(program, external_id, email)
+    customer = None if email_unknown and email and not external_id else find_customer(
+        program, external_id, email)
     if customer is None:
         customer = Customer(program_id=program.id, external_id=external_id, email=email,
                             name=(name or "").strip()[:120] or None)

@@ -23,7 +23,7 @@ Nothing here commits except `clear` and `reject`, the coordinator's actions.
 from datetime import datetime, timedelta
 
 from disposable_email_domains import blocklist
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -133,11 +133,19 @@ def disposable_domain(email: str | None) -> str | None:
     return None
 
 
-def _emails_of(customer_id: int) -> list[str]:
-    """The customer's email and their login's, lower case, without repeats."""
-    found = [db.session.scalar(select(Customer.email).filter_by(id=customer_id))]
-    found += db.session.scalars(select(Account.email).filter_by(customer_id=customer_id)).all()
-    return list(dict.fromkeys(email.lower() for email in found if email))
+def _emails_of(*customer_ids: int) -> dict[int, list[str]]:
+    """Each customer's email and their login's, lower case, without repeats (the customer's
+    own first): one query for all of them."""
+    rows = db.session.execute(
+        select(Customer.id, Customer.email, literal(0).label("login"))
+        .where(Customer.id.in_(customer_ids))
+        .union_all(select(Account.customer_id, Account.email, literal(1))
+                   .where(Account.customer_id.in_(customer_ids)))).all()
+    found: dict[int, list[str]] = {customer_id: [] for customer_id in customer_ids}
+    for customer_id, email, _login in sorted(rows, key=lambda row: (row[0], row[2], row[1] or "")):
+        if email and email.lower() not in found[customer_id]:
+            found[customer_id].append(email.lower())
+    return found
 
 
 # --- adding signals ---------------------------------------------------------------------
@@ -163,8 +171,9 @@ def _add(referral: Referral, kind: str, detail: str,
 def _referral_signals(referral: Referral) -> list[FraudSignal]:
     """The signals about who the friend is: their email, and the code's velocity."""
     added = []
-    referrer_emails = {canonical_email(e): e for e in _emails_of(referral.referrer_id)}
-    friend_emails = _emails_of(referral.friend_id)
+    emails = _emails_of(referral.referrer_id, referral.friend_id)
+    referrer_emails = {canonical_email(e): e for e in emails[referral.referrer_id]}
+    friend_emails = emails[referral.friend_id]
     for email in friend_emails:
         if canonical_email(email) in referrer_emails:
             added.append(_add(referral, "self_email", (
@@ -187,7 +196,8 @@ def _velocity(referral: Referral) -> list[FraudSignal | None]:
     if referral.code_id is None:
         return []
     program = db.session.get(Program, referral.program_id)
-    window = (Referral.code_id == referral.code_id,
+    # The program's hour (its (program, created_at) index), on the referral's code.
+    window = (Referral.program_id == referral.program_id, Referral.code_id == referral.code_id,
               Referral.created_at > referral.created_at - VELOCITY_WINDOW,
               Referral.created_at <= referral.created_at)
     count = db.session.scalar(select(func.count(Referral.id)).where(*window))
@@ -196,8 +206,29 @@ def _velocity(referral: Referral) -> list[FraudSignal | None]:
     code = db.session.scalar(select(ReferralCode.code).filter_by(id=referral.code_id))
     detail = (f"{count} signups on code {code} within an hour; the program allows "
               f"{program.velocity_limit}.")
-    burst = db.session.scalars(select(Referral).where(*window).order_by(Referral.id)).all()
-    return [_add(each, "velocity", detail) for each in burst]
+    # One statement for the burst, inserting only the referrals not flagged yet (a later
+    # signup in the same hour adds its own signal, not one attempt per earlier referral).
+    flagged = select(FraudSignal.id).where(FraudSignal.referral_id == Referral.id,
+                                           FraudSignal.kind == "velocity",
+                                           FraudSignal.conversion_key == 0)
+    burst = select(
+        Referral.program_id, Referral.id, literal(0), literal("velocity"),
+        literal(detail[:400]), literal("open"),
+        literal(utcnow(), FraudSignal.__table__.c.created_at.type),
+    ).where(*window, ~flagged.exists()).order_by(Referral.id)
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = FraudSignal.__table__
+    new_ids = db.session.scalars(
+        insert(table)
+        .from_select(["program_id", "referral_id", "conversion_key", "kind", "detail",
+                      "status", "created_at"], burst)
+        .on_conflict_do_nothing(index_elements=["referral_id", "kind", "conversion_key"])
+        .returning(table.c.id)).all()
+    if not new_ids:
+        return []
+    return list(db.session.scalars(
+        select(FraudSignal).where(FraudSignal.id.in_(new_ids)).order_by(FraudSignal.id)))
 
 
 def signals_for_signup(referral: Referral, *, visitor_id: str | None, ip_hash: str | None,
@@ -220,11 +251,16 @@ def signals_for_signup(referral: Referral, *, visitor_id: str | None, ip_hash: s
 
 
 def signals_for_purchase(conversion: Conversion, *, card_fingerprint: str | None = None,
-                         visitor_id: str | None = None) -> list[FraudSignal]:
+                         visitor_id: str | None = None,
+                         referral_is_new: bool = False) -> list[FraudSignal]:
     """Signals about a purchase (flushed, in the caller's transaction): the referral's own
     signals when it was made at this purchase, the same card as the referrer's, the
     referrer's browser; and, when the buyer is a referrer, their friends' purchases with
-    this card. Flagged referrals' unpaid rewards are held. Returns the new signals."""
+    this card. Flagged referrals' unpaid rewards are held. Returns the new signals.
+
+    referral_is_new: the purchase's referral was added in the caller's transaction, so no
+    reward of it exists to hold (its purchase's rewards are computed after the commit, and
+    `hold_flagged` holds them then): it is not held here, the other referrals flagged are."""
     if card_fingerprint and not conversion.card_fingerprint:
         conversion.card_fingerprint = card_fingerprint
         db.session.flush()
@@ -257,12 +293,15 @@ def signals_for_purchase(conversion: Conversion, *, card_fingerprint: str | None
             added.append(_add(friends_referral, "self_card",
                               "The friend paid with the same card as the referrer.",
                               friends_purchase))
-    return _held_for([signal for signal in added if signal is not None])
+    skip = {referral.id} if referral is not None and referral_is_new else set()
+    return _held_for([signal for signal in added if signal is not None], skip=skip)
 
 
-def _held_for(signals: list[FraudSignal]) -> list[FraudSignal]:
-    for referral_id in dict.fromkeys(signal.referral_id for signal in signals):
-        hold_referral(referral_id)
+def _held_for(signals: list[FraudSignal], skip: set[int] = frozenset()) -> list[FraudSignal]:
+    """Hold the unpaid rewards of the referrals flagged, except `skip` (referrals known to
+    have no rewards yet)."""
+    hold_referrals([signal.referral_id for signal in signals
+                    if signal.referral_id not in skip])
     return signals
 
 
@@ -292,11 +331,40 @@ def _lock_referrer(referral: Referral) -> None:
         ledger.lock_balance(referral.referrer_id, currency)
 
 
+def _lock_referrers(referrals: list[Referral]) -> None:
+    """`_lock_referrer` for several referrals: each referrer's balance in the program's
+    currency and in those of the referrals' purchases, read in one query, locked in order."""
+    program_ids = {referral.program_id for referral in referrals}
+    referrer_of = {referral.id: referral.referrer_id for referral in referrals}
+    currency_of = dict(db.session.execute(
+        select(Program.id, Program.currency).where(Program.id.in_(program_ids))).all())
+    locks = {(referral.referrer_id, currency_of.get(referral.program_id))
+             for referral in referrals}
+    locks |= {(referrer_of[referral_id], currency) for referral_id, currency in
+              db.session.execute(select(Conversion.referral_id, Conversion.currency)
+                                 .where(Conversion.referral_id.in_(list(referrer_of)))
+                                 .distinct())}
+    for referrer_id, currency in sorted(lock for lock in locks if lock[1]):
+        ledger.lock_balance(referrer_id, currency)
+
+
 def _rewards_of_referral(referral_id: int, statuses: tuple[str, ...]) -> list[Reward]:
     return list(db.session.scalars(
         select(Reward).join(Conversion, Conversion.id == Reward.conversion_id)
         .where(Conversion.referral_id == referral_id, Reward.status.in_(statuses))
         .order_by(Reward.id)))
+
+
+def _verdicts(referral_ids: list[int]) -> dict[int, str]:
+    """`_verdict` of each referral that has one, in one query."""
+    found: dict[int, set[str]] = {}
+    for referral_id, status in db.session.execute(
+            select(FraudSignal.referral_id, FraudSignal.status)
+            .where(FraudSignal.referral_id.in_(referral_ids),
+                   FraudSignal.status.in_(("open", "rejected"))).distinct()):
+        found.setdefault(referral_id, set()).add(status)
+    return {referral_id: "rejected" if "rejected" in statuses else "open"
+            for referral_id, statuses in found.items()}
 
 
 def _verdict(referral_id: int) -> str | None:
@@ -316,14 +384,36 @@ def has_open_dispute(conversion_id: int) -> bool:
 
 
 def _apply(rewards: list[Reward], verdict: str | None) -> int:
-    moved = 0
-    for reward in rewards:
-        if verdict == "rejected":
-            moved += ledger.move(reward, "rejected", from_=(*HOLDABLE, "on_hold"),
-                                 held_from=None)
-        elif verdict == "open":
-            moved += ledger.move(reward, "on_hold", from_=HOLDABLE, held_from=reward.status)
-    return moved
+    return _apply_each([(reward, verdict) for reward in rewards])
+
+
+def _apply_each(verdicts: list[tuple[Reward, str | None]]) -> int:
+    """Each reward moved as its verdict says (rejected, or on hold), in order."""
+    rejected = [(reward, "rejected", (*HOLDABLE, "on_hold"), {"held_from": None})
+                for reward, verdict in verdicts if verdict == "rejected"]
+    held = [reward for reward, verdict in verdicts if verdict == "open"]
+    return ledger.move_many(rejected) + ledger.hold_many(held)
+
+
+def purchase_verdict(conversion: Conversion) -> str | None:
+    """What a referred purchase's unpaid rewards are owed, in one query: 'rejected' when a
+    coordinator rejected one of its referral's signals, 'open' when one awaits review or a
+    card dispute on the purchase is open (it holds them like a signal), else None."""
+    if conversion.referral_id is None:
+        return None
+    return verdict_from(*db.session.execute(select(*verdict_columns(conversion))).one())
+
+
+def verdict_columns(conversion: Conversion) -> tuple:
+    """(a rejected signal, an open signal, an open dispute) as columns for a query."""
+    signals = (FraudSignal.referral_id == conversion.referral_id,)
+    return (exists().where(*signals, FraudSignal.status == "rejected"),
+            exists().where(*signals, FraudSignal.status == "open"),
+            exists().where(Dispute.conversion_id == conversion.id, Dispute.status == "open"))
+
+
+def verdict_from(rejected: bool, flagged: bool, disputed: bool) -> str | None:
+    return "rejected" if rejected else ("open" if flagged or disputed else None)
 
 
 def hold_flagged(conversion_id: int) -> int:
@@ -333,9 +423,7 @@ def hold_flagged(conversion_id: int) -> int:
     conversion = db.session.get(Conversion, conversion_id)
     if conversion is None or conversion.referral_id is None:
         return 0
-    verdict = _verdict(conversion.referral_id)
-    if verdict is None and has_open_dispute(conversion_id):
-        verdict = "open"  # a card dispute holds the purchase's rewards like a signal
+    verdict = purchase_verdict(conversion)
     if verdict is None:
         return 0
     rewards = db.session.scalars(
@@ -347,11 +435,33 @@ def hold_flagged(conversion_id: int) -> int:
 def hold_referral(referral_id: int) -> int:
     """A signal raised after rewards exist: the referral's pending and available rewards
     (of every purchase) go on hold. In the caller's transaction. Returns how many moved."""
-    referral = db.session.get(Referral, referral_id)
-    if referral is None:
+    return hold_referrals([referral_id])
+
+
+def hold_referrals(referral_ids: list[int]) -> int:
+    """`hold_referral` for several referrals (a velocity burst flags a code's referrals at
+    once) with the reads shared: their referrers' balances are locked first (in order of
+    referrer and currency), then their rewards and their verdicts are read in one query
+    each, and the rewards move. In the caller's transaction. Returns how many moved."""
+    ids = list(dict.fromkeys(referral_ids))
+    if not ids:
         return 0
-    _lock_referrer(referral)
-    return _apply(_rewards_of_referral(referral_id, HOLDABLE), _verdict(referral_id))
+    referrals = [db.session.get(Referral, ids[0])] if len(ids) == 1 else list(
+        db.session.scalars(select(Referral).where(Referral.id.in_(ids))))
+    referrals = [referral for referral in referrals if referral is not None]
+    if not referrals:
+        return 0
+    _lock_referrers(referrals)
+    ids = [referral.id for referral in referrals]
+    rows = db.session.execute(
+        select(Reward, Conversion.referral_id)
+        .join(Conversion, Conversion.id == Reward.conversion_id)
+        .where(Conversion.referral_id.in_(ids), Reward.status.in_(HOLDABLE))
+        .order_by(Reward.id)).all()
+    if not rows:
+        return 0
+    verdicts = _verdicts(ids)
+    return _apply_each([(reward, verdicts.get(referral_id)) for reward, referral_id in rows])
 
 
 # --- the coordinator's decisions ----------------------------------------------------------

@@ -14,6 +14,32 @@ from ..models import BALANCE_COLUMNS, Adjustment, Balance, Reward, utcnow
 from .rollups import touch
 
 
+def _upsert_balance(customer_id: int, currency: str, deltas: dict[str, int]) -> None:
+    """Insert the balance row with these amounts, or add them to the row there is (insert
+    ... on conflict do update): one statement, which takes the row's lock on PostgreSQL
+    (the write lock on SQLite) like an UPDATE. No deltas: the row is only locked."""
+    _upsert_balances({(customer_id, currency): deltas})
+
+
+def _upsert_balances(shifts: dict[tuple[int, str], dict[str, int]]) -> None:
+    """`_upsert_balance` for several balances (distinct keys) in one statement, the rows in
+    the order given."""
+    if not shifts:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Balance.__table__
+    columns = list(dict.fromkeys(column for deltas in shifts.values() for column in deltas))
+    rows = [{"customer_id": customer_id, "currency": currency,
+             **dict.fromkeys((*BALANCE_COLUMNS, "owed"), 0), **deltas}
+            for (customer_id, currency), deltas in shifts.items()]
+    statement = insert(table).values(rows)
+    set_ = {column: table.c[column] + statement.excluded[column] for column in columns} or {
+        "pending": table.c.pending}
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["customer_id", "currency"], set_=set_))
+
+
 def ensure_balance(customer_id: int, currency: str) -> None:
     """Make sure the balance row exists (an insert that does nothing when it does)."""
     dialect = db.session.get_bind().dialect.name
@@ -29,28 +55,20 @@ def ensure_balance(customer_id: int, currency: str) -> None:
 def lock_balance(customer_id: int, currency: str) -> None:
     """Serialise ledger work for one customer and currency until the transaction ends.
 
-    An UPDATE that changes nothing still takes the row lock on PostgreSQL and the write
-    lock on SQLite, where `SELECT ... FOR UPDATE` would be silently ignored.
+    A write that changes nothing (an upsert adding the row when it is missing) still takes
+    the row lock on PostgreSQL and the write lock on SQLite, where
+    `SELECT ... FOR UPDATE` would be silently ignored.
     """
-    ensure_balance(customer_id, currency)
-    db.session.execute(
-        update(Balance)
-        .where(Balance.customer_id == customer_id, Balance.currency == currency)
-        .values(pending=Balance.pending)
-    )
+    _upsert_balance(customer_id, currency, {})
 
 
 def shift_balance(customer_id: int, currency: str, **deltas: int) -> None:
-    """Add the deltas (by column) to the customer's balance, atomically."""
+    """Add the deltas (by column) to the customer's balance, atomically (one statement,
+    adding the row when it is missing)."""
     deltas = {column: delta for column, delta in deltas.items() if delta}
     if not deltas:
         return
-    ensure_balance(customer_id, currency)
-    db.session.execute(
-        update(Balance)
-        .where(Balance.customer_id == customer_id, Balance.currency == currency)
-        .values({getattr(Balance, c): getattr(Balance, c) + d for c, d in deltas.items()})
-    )
+    _upsert_balance(customer_id, currency, deltas)
 
 
 def _column(status: str) -> str | None:
@@ -63,41 +81,106 @@ def move(reward: Reward, to: str, *, from_: str | Iterable[str] | None = None,
 
     Returns False, changing nothing, when another transaction moved it first.
     """
-    allowed = [reward.status] if from_ is None else (
-        [from_] if isinstance(from_, str) else list(from_))
-    current = reward.status
-    if current not in allowed:
-        return False
-    changed = db.session.execute(
-        update(Reward)
-        .where(Reward.id == reward.id, Reward.status == current,
-               Reward.reversed_amount == reward.reversed_amount)
-        .values(status=to, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
+    return move_many([(reward, to, from_, values)]) == 1
+
+
+def move_many(moves: Iterable[tuple[Reward, str, str | Iterable[str] | None, dict]]) -> int:
+    """`move` for each (reward, to, from_, values): each reward a compare-and-set of its
+    own, in order; then the days of those that moved are marked and their balances shifted,
+    one statement per day and per balance. Returns how many moved."""
+    days: dict[int, list] = {}
+    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    moved = 0
+    for reward, to, from_, values in moves:
+        allowed = [reward.status] if from_ is None else (
+            [from_] if isinstance(from_, str) else list(from_))
+        current = reward.status
+        if current not in allowed:
+            continue
+        changed = db.session.execute(
+            update(Reward)
+            .where(Reward.id == reward.id, Reward.status == current,
+                   Reward.reversed_amount == reward.reversed_amount)
+            .values(status=to, **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            db.session.expire(reward)
+            continue
+        moved += 1
+        days.setdefault(reward.program_id, []).append(reward.occurred_at)
+        net = reward.amount - reward.reversed_amount
+        deltas = shifts.setdefault((reward.customer_id, reward.currency), {})
+        if _column(current):
+            deltas[current] = deltas.get(current, 0) - net
+        if _column(to):
+            deltas[to] = deltas.get(to, 0) + net
         db.session.expire(reward)
-        return False
-    touch(reward.program_id, reward.occurred_at)
-    net = reward.amount - reward.reversed_amount
-    deltas: dict[str, int] = {}
-    if _column(current):
-        deltas[current] = -net
-    if _column(to):
-        deltas[to] = deltas.get(to, 0) + net
-    shift_balance(reward.customer_id, reward.currency, **deltas)
-    db.session.expire(reward)
-    return True
+    for program_id, moments in days.items():
+        touch(program_id, *moments)
+    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
+                      for key, deltas in shifts.items() if any(deltas.values())})
+    return moved
+
+
+def hold_many(rewards: list[Reward]) -> int:
+    """pending or available -> on_hold for each reward, remembering where it was in
+    `held_from`: one compare-and-set statement for all (a reward another transaction moved
+    meanwhile is left alone), then their days marked and their balances shifted together
+    by what each row held. Returns how many moved."""
+    if not rewards:
+        return 0
+    table = Reward.__table__
+    moved = db.session.execute(
+        update(table)
+        .where(table.c.id.in_([reward.id for reward in rewards]),
+               table.c.status.in_(("pending", "available")))
+        # held_from takes the status as it was: SET reads the row before the update.
+        .values(held_from=table.c.status, status="on_hold")
+        .returning(table.c.program_id, table.c.occurred_at, table.c.customer_id,
+                   table.c.currency, table.c.held_from,
+                   (table.c.amount - table.c.reversed_amount).label("net"))
+    ).all()
+    for reward in rewards:
+        db.session.expire(reward)
+    days: dict[int, list] = {}
+    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    for program_id, occurred_at, customer_id, currency, was, net in moved:
+        days.setdefault(program_id, []).append(occurred_at)
+        deltas = shifts.setdefault((customer_id, currency), {})
+        deltas[was] = deltas.get(was, 0) - net
+        deltas["on_hold"] = deltas.get("on_hold", 0) + net
+    for program_id, moments in days.items():
+        touch(program_id, *moments)
+    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
+                      for key, deltas in shifts.items() if any(deltas.values())})
+    return len(moved)
 
 
 def add_reward(reward: Reward) -> None:
     """Insert a new reward line (flushed) and count it in the balance."""
-    db.session.add(reward)
+    add_rewards([reward])
+
+
+def add_rewards(rewards: list[Reward]) -> None:
+    """Insert new reward lines (flushed together), mark their days once, and count them in
+    the balances: one statement per balance, in the order the lines name them."""
+    if not rewards:
+        return
+    db.session.add_all(rewards)
     db.session.flush()
-    touch(reward.program_id, reward.occurred_at)
-    column = _column(reward.status)
-    if column:
-        shift_balance(reward.customer_id, reward.currency, **{column: reward.amount})
+    days: dict[int, list] = {}
+    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    for reward in rewards:
+        days.setdefault(reward.program_id, []).append(reward.occurred_at)
+        column = _column(reward.status)
+        if column:
+            deltas = shifts.setdefault((reward.customer_id, reward.currency), {})
+            deltas[column] = deltas.get(column, 0) + reward.amount
+    for program_id, moments in days.items():
+        touch(program_id, *moments)
+    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
+                      for key, deltas in shifts.items() if any(deltas.values())})
 
 
 def reverse_part(reward: Reward, amount: int, *, refund_id: int, explanation: str) -> bool:

@@ -41,8 +41,35 @@ def current_version(program_id: int) -> PolicyVersion | None:
     )
 
 
+# Parsed versions by (id, digest of the document): versions never change and a parsed
+# Policy is frozen, so each is parsed once per process rather than once per purchase
+# rewarded (the digest tells apart databases whose versions share ids, as tests' do).
+_PARSED: dict[tuple[int, str], Policy] = {}
+_PARSED_MAX = 64
+
+
+def _remember(key: tuple[int, str], policy: Policy) -> Policy:
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = policy
+    return policy
+
+
 def load(version: PolicyVersion) -> Policy:
-    return parse_policy(json.loads(version.document))
+    key = (version.id, version.digest)
+    policy = _PARSED.get(key)
+    if policy is None or version.digest is None:
+        policy = _remember(key, parse_policy(json.loads(version.document)))
+    return policy
+
+
+def load_version(version_id: int, digest: str | None) -> Policy:
+    """The parsed policy of a version known by id and digest: read and parsed only when
+    this process has not parsed it yet."""
+    policy = _PARSED.get((version_id, digest)) if digest else None
+    if policy is None:
+        policy = load(db.session.get(PolicyVersion, version_id))
+    return policy
 
 
 def publish(program: Program, document: object, account: Account | None = None) -> PolicyVersion:

@@ -65,10 +65,16 @@ def touch_clicks(rows: Iterable[dict]) -> None:
                            [{"program_id": p, "day": d} for p, d in sorted(days)])
 
 
-def touch_purchase(conversion: Conversion) -> None:
+def touch_purchase(conversion: Conversion, *, buyer_is_new: bool = False) -> None:
     """The purchase's day; the day of the buyer's other first referred purchase (a new
     earlier purchase, or a late attribution, changes which one acquired the customer); and
-    the day the buyer signed up, whose signups may now count as converted."""
+    the day the buyer signed up, whose signups may now count as converted.
+
+    buyer_is_new: the buyer was added in the caller's transaction, so has no other purchase
+    and no signup to look for: only the purchase's day is marked."""
+    if buyer_is_new:
+        touch(conversion.program_id, conversion.occurred_at)
+        return
     first = db.session.scalar(
         select(func.min(Conversion.occurred_at)).where(
             Conversion.customer_id == conversion.customer_id,

@@ -48,16 +48,29 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import String, bindparam, column, func, or_, select, true, update, values
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+    values,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from .. import stripe_gateway
 from ..extensions import db
-from ..models import Click, Conversion, Dispute, Refund, Reward, StripeEvent, utcnow
+from ..models import Click, Conversion, Customer, Dispute, Refund, Reward, StripeEvent, utcnow
 from ..money import format_money
 from . import ledger
 from .conversions import NewConversion, record_conversion, request_hash
+from .customers import normalise_email
 from .errors import Conflict, ServiceError
 from .fraud import _verdict, has_open_dispute
 from .programs import default_program, get_program
@@ -161,6 +174,11 @@ class Batch:
     # and those of them already recorded then.
     looked_up: set[str] = field(default_factory=set)
     recorded: set[str] = field(default_factory=set)
+    # The buyers' emails (normalised) that the lookup at the start found no customer with,
+    # in the program of their event; an email leaves once this transaction adds its buyer.
+    # A buyer with one of these is added without a lookup of their own (a customer another
+    # transaction adds meanwhile collides on the unique (program, email)).
+    absent_emails: set[tuple[int, str]] = field(default_factory=set)
     # The events' outcomes, in the order they were reached, written by `_write_outcomes`.
     outcomes: list[dict] = field(default_factory=list)
 
@@ -216,15 +234,47 @@ def _data_object(payload: str) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
+def _buyer_email(obj: dict) -> str | None:
+    details = obj.get("customer_details") if isinstance(obj.get("customer_details"), dict) \
+        else {}
+    email = details.get("email") or obj.get("customer_email")
+    return email if isinstance(email, str) else None
+
+
+def _prefetch_buyers(wanted: set[tuple[int, str]], batch: Batch) -> None:
+    """Which of the batch's buyers' emails no customer of their program has: one query."""
+    if not wanted:
+        return
+    if _postgresql():
+        # As for purchases: one index probe per (program, email).
+        pairs = values(column("program_id", Integer), column("email", String),
+                       name="wanted").data(sorted(wanted))
+        found = (select(Customer.id)
+                 .where(Customer.program_id == pairs.c.program_id,
+                        Customer.email == pairs.c.email).limit(1).lateral("found"))
+        statement = (select(pairs.c.program_id, pairs.c.email).select_from(pairs)
+                     .join(found, true()))
+    else:
+        statement = select(Customer.program_id, Customer.email).where(
+            tuple_(Customer.program_id, Customer.email).in_(sorted(wanted)))
+    batch.absent_emails = wanted - {tuple(row) for row in db.session.execute(statement)}
+
+
 def _prefetch(rows: list[StripeEvent], batch: Batch) -> None:
-    """Which of the batch's purchases are recorded already: one query for all of them
-    rather than one per event."""
+    """Which of the batch's purchases are recorded already, and which of their buyers'
+    emails no customer has: one query for each rather than one per event."""
     keys = set()
+    buyers = set()
     for row in rows:
         if row.type in PURCHASES:
             with contextlib.suppress(ValueError):  # a bad payload fails when applied
                 obj = _data_object(row.payload)
                 keys.update(key for key in _purchase_keys(row.type, obj or {}) if key)
+                email = normalise_email(_buyer_email(obj or {}))
+                if email and not _id((obj or {}).get("customer")):
+                    with contextlib.suppress(ServiceError):  # no program: fails when applied
+                        buyers.add((_program(obj, batch).id, email))
+    _prefetch_buyers(buyers, batch)
     if not keys:
         return
     if _postgresql():
@@ -273,7 +323,7 @@ def _claim(ids: list[int] | None, limit: int) -> list[StripeEvent]:
     return list(db.session.scalars(statement.execution_options(populate_existing=True)))
 
 
-def _run(ids: list[int] | None, limit: int) -> Batch:
+def _run(ids: list[int] | None, limit: int, reward=None) -> Batch:
     """One transaction: claim, apply each event, apply the events that waited for the
     purchases just recorded, commit. Then the new purchases' rewards, each in its own
     transaction.
@@ -297,7 +347,7 @@ def _run(ids: list[int] | None, limit: int) -> Batch:
     except BaseException:
         db.session.rollback()
         raise
-    _reward(batch)
+    (reward or _reward)(batch)
     return batch
 
 
@@ -323,11 +373,21 @@ def process(event_row_id: int) -> str:
     return status
 
 
-def process_received(limit: int = BATCH) -> int:
+def process_received(limit: int = BATCH, reward=None) -> int:
     """Claim up to `limit` received events, oldest first, and apply them in one
     transaction. Returns how many were claimed: 0 when none waits (or other transactions
-    hold those that do)."""
-    return _run(None, limit).claimed
+    hold those that do). `reward(batch)`, when given, computes the rewards of the batch's
+    purchases once it has committed, instead of `_reward` right away."""
+    return _run(None, limit, reward).claimed
+
+
+def process_many(event_row_ids: list[int], limit: int = BATCH, reward=None) -> int:
+    """Apply the claimable events among these ids (received, waiting or failed), `limit`
+    to a transaction, oldest first within each; returns how many were claimed. Events
+    another transaction holds or has applied are left alone."""
+    ids = sorted(set(event_row_ids))
+    return sum(_run(ids[start:start + limit], limit, reward).claimed
+               for start in range(0, len(ids), limit))
 
 
 def _handle(row: StripeEvent, batch: Batch) -> tuple[str, str, str | None, list]:
@@ -361,6 +421,7 @@ def _apply(row: StripeEvent, batch: Batch, *, again: bool = True, retry: bool = 
         # what the batch's lookup found is no longer trusted: purchases are looked up).
         db.session.expire_all()
         batch.looked_up.clear()
+        batch.absent_emails.clear()
         return _apply(row, batch, again=again, retry=False)
     batch.finish(row.id, status, outcome, order_id)
     if kind in PURCHASES and status == "processed":
@@ -498,6 +559,9 @@ def _purchase(event: dict, obj: dict, batch: Batch):
     name = details.get("name") or obj.get("customer_name")
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     program = _program(obj, batch)
+    # No customer had this email when the batch looked (and none was added since by it).
+    unknown = isinstance(email, str) and (program.id, normalise_email(email)) in \
+        batch.absent_emails
     new = NewConversion(
         order_id=order_id, amount=amount, currency=currency.lower(),
         occurred_at=datetime.fromtimestamp(event["created"], UTC),
@@ -506,6 +570,7 @@ def _purchase(event: dict, obj: dict, batch: Batch):
         card_fingerprint=_card_fingerprint(obj),
         stripe_customer_id=_id(obj.get("customer")),
         links=_links(program, obj, metadata),
+        email_unknown=unknown,
     )
     digest = request_hash({"order_id": order_id, "amount": amount,
                            "currency": currency.lower()})
@@ -521,6 +586,8 @@ def _purchase(event: dict, obj: dict, batch: Batch):
         return ("processed", f"The purchase {existing.order_id} was already recorded.",
                 existing.order_id, keys)
     conversion = result.conversion
+    if unknown:  # the buyer is added now: another purchase by them looks them up
+        batch.absent_emails.discard((program.id, normalise_email(email)))
     if result.created and conversion.referrer_id is not None:
         batch.to_reward.append(conversion.id)
     via = f" (matched by {conversion.matched_via})" if conversion.matched_via else ""
