@@ -185,3 +185,15 @@ def stripe_fake(app, monkeypatch):
     monkeypatch.setattr(stripe_gateway, "_promotion_codes", {})
     yield fake
     server.shutdown()
+
+
+@pytest.fixture
+def redis_url():
+    """TEST_REDIS_URL's database, emptied before and after the test."""
+    from redis import Redis
+
+    url = need_service("TEST_REDIS_URL", "Redis")
+    connection = Redis.from_url(url)
+    connection.flushdb()
+    yield url
+    connection.flushdb()

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import func, select, update
 
@@ -15,16 +14,7 @@ from rewards.services.apikeys import create_api_key
 from rewards.services.clicks import STREAM, flush_clicks
 from rewards.services.programs import create_program
 
-from .conftest import make_app, need_service
-
-
-@pytest.fixture
-def redis_url():
-    url = need_service("TEST_REDIS_URL", "Redis")
-    connection = Redis.from_url(url)
-    connection.flushdb()
-    yield url
-    connection.flushdb()
+from .conftest import make_app
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ dies leaving its events for the next, and the webhook queueing one batch job at 
 import threading
 
 import pytest
-from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
@@ -18,7 +17,7 @@ from rewards.services import stripe_events as stripe_events_service
 from rewards.services.ledger_check import check_ledger
 from rewards.services.stripe_events import process, process_received, store
 
-from .conftest import make_app, need_service
+from .conftest import make_app
 from .stripe_kit import POLICY, SECRETS, charge_refunded, checkout, deliver
 
 THREADS = 4
@@ -308,15 +307,6 @@ def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, code, mo
 
 
 # --- the webhook and the worker, on Redis --------------------------------------------------
-
-@pytest.fixture
-def redis_url():
-    url = need_service("TEST_REDIS_URL", "Redis")
-    connection = Redis.from_url(url)
-    connection.flushdb()
-    yield url
-    connection.flushdb()
-
 
 @pytest.fixture
 def queued_app(app, redis_url):

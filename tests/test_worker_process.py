@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from rewards.extensions import db
 from rewards.models import Click, Conversion
 
-from .test_jobs import purchase, redis_app, redis_url, setup_referrer  # noqa: F401
+from .test_jobs import purchase, redis_app, setup_referrer  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from rewards.extensions import db
 from rewards.models import DailySales, DailyTraffic, RollupMark
 
-from .test_jobs import purchase, redis_app, redis_url, setup_referrer  # noqa: F401
+from .test_jobs import purchase, redis_app, setup_referrer  # noqa: F401
 from .test_worker_process import output, running_worker, wait_for
 
 
