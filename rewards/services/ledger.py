@@ -40,16 +40,28 @@ def _upsert_balances(shifts: dict[tuple[int, str], dict[str, int]]) -> None:
         index_elements=["customer_id", "currency"], set_=set_))
 
 
-def ensure_balance(customer_id: int, currency: str) -> None:
-    """Make sure the balance row exists (an insert that does nothing when it does)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(Balance)
-        .values(customer_id=customer_id, currency=currency, pending=0, on_hold=0,
-                available=0, in_payout=0, paid=0, owed=0)
-        .on_conflict_do_nothing(index_elements=["customer_id", "currency"])
-    )
+class _Effects:
+    """What a set of reward changes does beside the rows themselves: the days they mark for
+    the rollups and what they add to each balance, applied together (one rollup statement
+    per program, one balance statement for all)."""
+
+    def __init__(self):
+        self.days: dict[int, list] = {}
+        self.shifts: dict[tuple[int, str], dict[str, int]] = {}
+
+    def add(self, program_id: int, occurred_at, customer_id: int, currency: str,
+            **deltas: int) -> None:
+        self.days.setdefault(program_id, []).append(occurred_at)
+        shift = self.shifts.setdefault((customer_id, currency), {})
+        for column, delta in deltas.items():
+            if _column(column):
+                shift[column] = shift.get(column, 0) + delta
+
+    def apply(self) -> None:
+        for program_id, moments in self.days.items():
+            touch(program_id, *moments)
+        _upsert_balances({key: {column: delta for column, delta in shift.items() if delta}
+                          for key, shift in self.shifts.items() if any(shift.values())})
 
 
 def lock_balance(customer_id: int, currency: str) -> None:
@@ -71,6 +83,13 @@ def shift_balance(customer_id: int, currency: str, **deltas: int) -> None:
     _upsert_balance(customer_id, currency, deltas)
 
 
+def _shift(from_: str, to: str, net: int) -> dict[str, int]:
+    """The balance deltas of `net` moving from one status to another."""
+    deltas = {from_: -net}
+    deltas[to] = deltas.get(to, 0) + net
+    return deltas
+
+
 def _column(status: str) -> str | None:
     return status if status in BALANCE_COLUMNS else None
 
@@ -88,8 +107,7 @@ def move_many(moves: Iterable[tuple[Reward, str, str | Iterable[str] | None, dic
     """`move` for each (reward, to, from_, values): each reward a compare-and-set of its
     own, in order; then the days of those that moved are marked and their balances shifted,
     one statement per day and per balance. Returns how many moved."""
-    days: dict[int, list] = {}
-    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    effects = _Effects()
     moved = 0
     for reward, to, from_, values in moves:
         allowed = [reward.status] if from_ is None else (
@@ -108,18 +126,11 @@ def move_many(moves: Iterable[tuple[Reward, str, str | Iterable[str] | None, dic
             db.session.expire(reward)
             continue
         moved += 1
-        days.setdefault(reward.program_id, []).append(reward.occurred_at)
         net = reward.amount - reward.reversed_amount
-        deltas = shifts.setdefault((reward.customer_id, reward.currency), {})
-        if _column(current):
-            deltas[current] = deltas.get(current, 0) - net
-        if _column(to):
-            deltas[to] = deltas.get(to, 0) + net
+        effects.add(reward.program_id, reward.occurred_at, reward.customer_id,
+                    reward.currency, **_shift(current, to, net))
         db.session.expire(reward)
-    for program_id, moments in days.items():
-        touch(program_id, *moments)
-    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
-                      for key, deltas in shifts.items() if any(deltas.values())})
+    effects.apply()
     return moved
 
 
@@ -143,17 +154,11 @@ def hold_many(rewards: list[Reward]) -> int:
     ).all()
     for reward in rewards:
         db.session.expire(reward)
-    days: dict[int, list] = {}
-    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    effects = _Effects()
     for program_id, occurred_at, customer_id, currency, was, net in moved:
-        days.setdefault(program_id, []).append(occurred_at)
-        deltas = shifts.setdefault((customer_id, currency), {})
-        deltas[was] = deltas.get(was, 0) - net
-        deltas["on_hold"] = deltas.get("on_hold", 0) + net
-    for program_id, moments in days.items():
-        touch(program_id, *moments)
-    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
-                      for key, deltas in shifts.items() if any(deltas.values())})
+        effects.add(program_id, occurred_at, customer_id, currency,
+                    **_shift(was, "on_hold", net))
+    effects.apply()
     return len(moved)
 
 
@@ -169,18 +174,11 @@ def add_rewards(rewards: list[Reward]) -> None:
         return
     db.session.add_all(rewards)
     db.session.flush()
-    days: dict[int, list] = {}
-    shifts: dict[tuple[int, str], dict[str, int]] = {}
+    effects = _Effects()
     for reward in rewards:
-        days.setdefault(reward.program_id, []).append(reward.occurred_at)
-        column = _column(reward.status)
-        if column:
-            deltas = shifts.setdefault((reward.customer_id, reward.currency), {})
-            deltas[column] = deltas.get(column, 0) + reward.amount
-    for program_id, moments in days.items():
-        touch(program_id, *moments)
-    _upsert_balances({key: {column: delta for column, delta in deltas.items() if delta}
-                      for key, deltas in shifts.items() if any(deltas.values())})
+        effects.add(reward.program_id, reward.occurred_at, reward.customer_id,
+                    reward.currency, **{reward.status: reward.amount})
+    effects.apply()
 
 
 def reverse_part(reward: Reward, amount: int, *, refund_id: int, explanation: str) -> bool:
