@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 from sqlalchemy import select, update
 
 from rewards.extensions import db
@@ -22,7 +22,7 @@ from rewards.services.programs import create_program
 from rewards.services.refunds import record_refund
 from rewards.services.signups import attribute_signup
 
-from .conftest import empty_tables, make_app, reset_schema
+from .machines import AppMachine, machine_app
 
 POLICY = {"currency": "usd", "hold_days": 10, "purchases": "all",
           "referrer": {"percent_bps": 1250, "cap": 4000}, "friend": {"fixed": 500},
@@ -37,19 +37,13 @@ def half_up(value: Fraction) -> int:
 
 @pytest.fixture(scope="module")
 def ledger_app(tmp_path_factory):
-    app = make_app(f"sqlite:///{tmp_path_factory.mktemp('stateful') / 'ledger.db'}")
-    reset_schema(app)
-    return app
+    return machine_app(tmp_path_factory, "stateful")
 
 
-class LedgerMachine(RuleBasedStateMachine):
-    app = None
-
+class LedgerMachine(AppMachine):
     @initialize()
     def setup(self):
-        empty_tables(self.app)
-        self.ctx = self.app.app_context()
-        self.ctx.push()
+        self.enter()
         program = create_program("p", name="P", currency="usd")
         publish(program, POLICY)
         self.program_id = program.id
@@ -64,10 +58,6 @@ class LedgerMachine(RuleBasedStateMachine):
         # The model: reward id -> [customer, amount, reversed, clawed, status]
         self.model: dict[int, list] = {}
         self.payouts = 0
-
-    def teardown(self):
-        db.session.remove()
-        self.ctx.pop()
 
     # --- actions ---------------------------------------------------------------
 

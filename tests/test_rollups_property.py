@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 from sqlalchemy import select, update
 
 from rewards.extensions import db
@@ -42,7 +42,7 @@ from rewards.services.programs import create_program
 from rewards.services.refunds import record_refund
 from rewards.services.signups import attribute_signup
 
-from .conftest import empty_tables, make_app, reset_schema
+from .machines import AppMachine, machine_app
 
 POLICY = {"currency": "{currency}", "hold_days": 5, "purchases": "all",
           "referrer": {"percent_bps": 1000, "cap": 3000}, "friend": {"fixed": 300}}
@@ -143,19 +143,13 @@ def stored_rollups() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def rollup_app(tmp_path_factory):
-    app = make_app(f"sqlite:///{tmp_path_factory.mktemp('rollups') / 'rollups.db'}")
-    reset_schema(app)
-    return app
+    return machine_app(tmp_path_factory, "rollups")
 
 
-class RollupMachine(RuleBasedStateMachine):
-    app = None
-
+class RollupMachine(AppMachine):
     @initialize()
     def setup(self):
-        empty_tables(self.app)
-        self.ctx = self.app.app_context()
-        self.ctx.push()
+        self.enter()
         self.now = utcnow()
         self.programs: list[int] = []
         self.codes: dict[int, list[tuple[int, int, str]]] = {}
@@ -171,10 +165,6 @@ class RollupMachine(RuleBasedStateMachine):
         self.friends: list[tuple[int, str]] = []  # (program id, external id)
         self.orders: list[str] = []
         self.clicks = 0
-
-    def teardown(self):
-        db.session.remove()
-        self.ctx.pop()
 
     def _at(self, days_ago: int, hours: int):
         return self.now - timedelta(days=days_ago, hours=hours)
