@@ -119,11 +119,11 @@ class _Rewarder:
             self.pool.submit(self._reward, batch)
 
     def _reward(self, batch) -> None:
-        from .services.stripe_events import _reward
+        from .services.stripe_events import reward_batch
 
         with self.app.app_context():
             try:
-                _reward(batch)
+                reward_batch(batch)
             finally:
                 db.session.remove()
 

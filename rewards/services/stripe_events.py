@@ -347,7 +347,7 @@ def _run(ids: list[int] | None, limit: int, reward=None) -> Batch:
     except BaseException:
         db.session.rollback()
         raise
-    (reward or _reward)(batch)
+    (reward or reward_batch)(batch)
     return batch
 
 
@@ -377,7 +377,7 @@ def process_received(limit: int = BATCH, reward=None) -> int:
     """Claim up to `limit` received events, oldest first, and apply them in one
     transaction. Returns how many were claimed: 0 when none waits (or other transactions
     hold those that do). `reward(batch)`, when given, computes the rewards of the batch's
-    purchases once it has committed, instead of `_reward` right away."""
+    purchases once it has committed, instead of `reward_batch` right away."""
     return _run(None, limit, reward).claimed
 
 
@@ -455,7 +455,7 @@ def _apply_waiting(batch: Batch) -> None:
         batch.statuses[row.id] = _apply(row, batch, again=False)
 
 
-def _reward(batch: Batch) -> None:
+def reward_batch(batch: Batch) -> None:
     """The rewards of the purchases the transaction recorded. Each is a compare-and-set on
     the purchase's `processed_at`, safe twice; one that fails is left to the sweep."""
     from .rewards import reward_conversion
