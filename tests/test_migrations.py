@@ -1,16 +1,20 @@
 """The migrations build the schema the models describe, on SQLite and PostgreSQL."""
 
 import uuid
+from datetime import datetime
 
 import flask_migrate
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from rewards.extensions import db
+from rewards.models import DailyReferrerTally, DailyTraffic
+from rewards.services import tallies
+from rewards.services.rollups import refresh
 
 from .conftest import make_app, need_service
 
@@ -59,41 +63,69 @@ def test_downgrade_to_empty_and_up_again(empty_database):
         db.engine.dispose()
 
 
+AT = datetime(2026, 3, 14, 9, 30)  # naive UTC, as the columns store it
+
+
+def insert_program_and_referrer(at: datetime) -> None:
+    """Program 1 with referrer customer 1 and code 1, inserted as an older schema holds them."""
+    db.session.execute(text(
+        "INSERT INTO programs (id, slug, name, currency, window_days, attribution, "
+        "landing_headline, landing_offer, is_default, payout_schedule, payout_minimum, "
+        "velocity_limit, created_at) VALUES (1, 'p', 'P', 'usd', 30, 'last', '', '', "
+        "false, 'on_demand', 0, 10, :at)"), {"at": at})
+    db.session.execute(text(
+        "INSERT INTO customers (id, program_id, email, stripe_account_ready, created_at) "
+        "VALUES (1, 1, 'r@example.com', false, :at)"), {"at": at})
+    db.session.execute(text(
+        "INSERT INTO referral_codes (id, program_id, customer_id, code, code_key, "
+        "is_vanity, is_primary, active, created_at) "
+        "VALUES (1, 1, 1, 'ABC', 'abc', false, true, true, :at)"), {"at": at})
+
+
 def test_upgrading_a_database_with_clicks_fills_their_rollups(empty_database):
     """0005 marks the days that already have rows, so the first refresh counts them."""
-    from datetime import datetime
-
-    from sqlalchemy import func, select, text
-
-    from rewards.models import DailyTraffic
-    from rewards.services.rollups import refresh
-
     app = make_app(empty_database)
     with app.app_context():
         flask_migrate.upgrade(revision="0004")
-        at = datetime(2026, 3, 14, 9, 30)  # naive UTC, as the columns store it
-        db.session.execute(text(
-            "INSERT INTO programs (id, slug, name, currency, window_days, attribution, "
-            "landing_headline, landing_offer, is_default, payout_schedule, payout_minimum, "
-            "velocity_limit, created_at) VALUES (1, 'p', 'P', 'usd', 30, 'last', '', '', "
-            "false, 'on_demand', 0, 10, :at)"), {"at": at})
-        db.session.execute(text(
-            "INSERT INTO customers (id, program_id, email, stripe_account_ready, created_at) "
-            "VALUES (1, 1, 'r@example.com', false, :at)"), {"at": at})
-        db.session.execute(text(
-            "INSERT INTO referral_codes (id, program_id, customer_id, code, code_key, "
-            "is_vanity, is_primary, active, created_at) "
-            "VALUES (1, 1, 1, 'ABC', 'abc', false, true, true, :at)"), {"at": at})
+        insert_program_and_referrer(AT)
         for n in range(3):
             db.session.execute(text(
                 "INSERT INTO clicks (uid, program_id, code_id, referrer_id, visitor_id, "
                 "created_at) VALUES (:uid, 1, 1, 1, :visitor, :at)"),
-                {"uid": f"u{n}", "visitor": f"v{n % 2}", "at": at})
+                {"uid": f"u{n}", "visitor": f"v{n % 2}", "at": AT})
         db.session.commit()
         flask_migrate.upgrade()
         assert refresh() == 1
         row = db.session.execute(select(DailyTraffic.day, DailyTraffic.clicks)).one()
         assert (row.day.isoformat(), row.clicks) == ("2026-03-14", 3)
         assert db.session.scalar(select(func.count()).select_from(DailyTraffic)) == 1
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_upgrading_to_referrer_tallies_recounts_the_days_of_the_old_rows(empty_database):
+    """0007 replaces the per-referrer rows by tallies and marks their days for a recount."""
+    app = make_app(empty_database)
+    with app.app_context():
+        flask_migrate.upgrade(revision="0006")
+        insert_program_and_referrer(AT)
+        db.session.execute(text(
+            "INSERT INTO customers (id, program_id, email, stripe_account_ready, created_at) "
+            "VALUES (2, 1, 'friend@example.com', false, :at)"), {"at": AT})
+        db.session.execute(text(
+            "INSERT INTO conversions (program_id, source, order_id, customer_id, referrer_id, "
+            "amount, currency, occurred_at, reason, request_hash, refunded_amount, "
+            "created_at) VALUES (1, 'api', 'o-1', 2, 1, 4500, 'usd', :at, 'code', 'h', 500, "
+            ":at)"), {"at": AT})
+        db.session.execute(text(
+            "INSERT INTO daily_referrers (day, program_id, referrer_id, currency, purchases, "
+            "revenue) VALUES (:day, 1, 1, 'usd', 1, 4000)"), {"day": AT.date()})
+        db.session.commit()
+        flask_migrate.upgrade()
+        assert "daily_referrers" not in inspect(db.engine).get_table_names()
+        assert refresh() == 1
+        row = db.session.execute(select(DailyReferrerTally)).scalar_one()
+        assert (row.day, row.currency) == (AT.date(), "usd")
+        assert tallies.unpack(row.tally).tolist() == [[1], [1], [4000]]
         db.session.remove()
         db.engine.dispose()

@@ -1,16 +1,19 @@
 """Daily rollups: marks written with each change, refreshes racing writers on a real
-database, the rebuild command, and the visitor sketches."""
+database, the rebuild command, the visitor sketches and the referrer tallies."""
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from rewards.extensions import db
 from rewards.models import Program, utcnow
 from rewards.models.rollups import DailyTraffic, RollupMark
-from rewards.services import rollups, sketches
+from rewards.services import rollups, sketches, tallies
 from rewards.services.clicks import insert_clicks
 from rewards.services.codes import primary_code
 from rewards.services.customers import find_or_add_customer
@@ -133,3 +136,32 @@ def test_large_visitor_counts_are_close_and_merging_is_a_union():
     assert abs(sketches.count(days) - 110_000) / 110_000 < 0.05
     whole = sketches.sketch(f"visitor-{i}" for i in range(110_000))
     assert bytes(sketches.merge(days)) == whole
+
+
+# A day's tally: distinct referrer ids (some far apart), purchases, net revenue (minor units).
+day_tallies = st.lists(
+    st.dictionaries(st.integers(1, 2**40), st.tuples(st.integers(1, 50),
+                                                     st.integers(0, 10**12)), max_size=8),
+    max_size=6)
+
+
+@given(day_tallies)
+def test_tallies_sum_exactly_per_referrer_over_any_days(days):
+    packed = [tallies.pack((r, n, amount) for r, (n, amount) in day.items()) for day in days]
+    purchases, revenue = Counter(), Counter()
+    for day in days:
+        for referrer, (n, amount) in day.items():
+            purchases[referrer] += n
+            revenue[referrer] += amount
+    table = tallies.combine(tallies.unpack(tally) for tally in packed)
+    assert table.T.tolist() == [[r, purchases[r], revenue[r]] for r in sorted(purchases)]
+
+
+@given(day_tallies, st.integers(0, 12))
+def test_ranking_takes_the_highest_and_breaks_ties_by_lower_id(days, limit):
+    table = tallies.combine(tallies.unpack(tallies.pack((r, n, a) for r, (n, a) in d.items()))
+                            for d in days)
+    rows = [tuple(column) for column in table.T.tolist()]
+    assert tallies.ranked(table, 2, limit) == sorted(rows, key=lambda r: (-r[2], r[0]))[:limit]
+    assert tallies.ranked(table[:2], 1, limit) == sorted(
+        ((r, n) for r, n, _ in rows), key=lambda r: (-r[1], r[0]))[:limit]

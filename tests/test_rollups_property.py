@@ -26,13 +26,13 @@ from rewards.models import (
 from rewards.models.rollups import (
     DailyChannel,
     DailyHost,
-    DailyReferrer,
+    DailyReferrerTally,
     DailyRewards,
     DailySales,
     DailyTraffic,
     RollupMark,
 )
-from rewards.services import ledger, rollups, sketches
+from rewards.services import ledger, rollups, sketches, tallies
 from rewards.services.clicks import insert_clicks
 from rewards.services.codes import primary_code
 from rewards.services.conversions import NewConversion, record_conversion, request_hash
@@ -127,9 +127,9 @@ def stored_rollups() -> dict[str, dict]:
     rows["sales"] = {(r.program_id, r.day, r.currency): (r.purchases, r.new_customers,
                                                           r.revenue, r.refunded)
                      for r in db.session.scalars(select(DailySales))}
-    rows["referrers"] = {(r.program_id, r.day, r.referrer_id, r.currency): (r.purchases,
-                                                                            r.revenue)
-                         for r in db.session.scalars(select(DailyReferrer))}
+    rows["referrers"] = {(r.program_id, r.day, referrer, r.currency): (purchases, revenue)
+                         for r in db.session.scalars(select(DailyReferrerTally))
+                         for referrer, purchases, revenue in tallies.unpack(r.tally).T.tolist()}
     rows["rewards"] = {(r.program_id, r.day, r.currency, r.status): (r.rewards, r.amount,
                                                                       r.reversed,
                                                                       r.clawed_back)

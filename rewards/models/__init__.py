@@ -26,7 +26,7 @@ from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Si
 from .rollups import (
     DailyChannel,
     DailyHost,
-    DailyReferrer,
+    DailyReferrerTally,
     DailyRewards,
     DailySales,
     DailyTraffic,
@@ -39,7 +39,7 @@ __all__ = [
     "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "EVENT_STATUSES", "LIVE_PAYOUT", "MATCHED_BY",
     "PAYOUT_METHODS", "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES",
     "STAFF_ROLES", "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click",
-    "Conversion", "Customer", "DailyChannel", "DailyHost", "DailyReferrer", "DailyRewards",
+    "Conversion", "Customer", "DailyChannel", "DailyHost", "DailyReferrerTally", "DailyRewards",
     "DailySales", "DailyTraffic", "Dispute", "FraudSignal", "KnownVisitor", "Payout",
     "PayoutApproval", "PolicyDraft", "PolicyVersion", "Program", "Referral", "ReferralCode",
     "Refund", "Reward", "RollupMark", "Signup", "StripeEvent", "utcnow",

@@ -76,18 +76,18 @@ class DailyRewards(db.Model):
     clawed_back: Mapped[int] = mapped_column(BigInteger)  # owed back after payment
 
 
-class DailyReferrer(db.Model):
-    """One referrer's purchases on one day in one currency: the top referrers tables."""
+class DailyReferrerTally(db.Model):
+    """Each referrer's referred purchases and net revenue on one program's day in one
+    currency, packed in one tally (`services.tallies`): the top referrers tables read a
+    row per day, however many referrers were active on it."""
 
-    __tablename__ = "daily_referrers"
+    __tablename__ = "daily_referrer_tallies"
 
     # Day first in the key: the dashboard reads a range of days, often of all programs.
     day = mapped_column(Date, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
-    referrer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(db.String(3), primary_key=True)
-    purchases: Mapped[int] = mapped_column(BigInteger)
-    revenue: Mapped[int] = mapped_column(BigInteger)  # net of refunds
+    tally = mapped_column(LargeBinary, nullable=False)
 
 
 class DailyHost(db.Model):

@@ -16,12 +16,12 @@ from ..models import REWARD_STATUSES, Customer
 from ..models.rollups import (
     DailyChannel,
     DailyHost,
-    DailyReferrer,
+    DailyReferrerTally,
     DailyRewards,
     DailySales,
     DailyTraffic,
 )
-from . import sketches
+from . import sketches, tallies
 
 # Statuses whose rewards the business has paid or will pay.
 COST_STATUSES = ("pending", "on_hold", "available", "in_payout", "paid")
@@ -144,30 +144,27 @@ def _names(ids: set[int]) -> dict[int, str]:
 def top_referrers(scope: Scope, limit: int = TOP) -> dict:
     """The referrers with most purchases, and per currency those with most net revenue.
 
-    One grouped read, ranked here: a referrer's totals per currency are few enough.
+    One read of a tally per day and currency, summed per referrer and ranked with numpy.
     """
-    purchases: dict[int, int] = defaultdict(int)
-    revenue: dict[str, list] = defaultdict(list)
-    for referrer, currency, n, amount in db.session.execute(
-        select(DailyReferrer.referrer_id, DailyReferrer.currency,
-               func.sum(DailyReferrer.purchases), func.sum(DailyReferrer.revenue))
-        .where(*scope.where(DailyReferrer))
-        .group_by(DailyReferrer.referrer_id, DailyReferrer.currency)
+    days: dict[str, list] = defaultdict(list)
+    for currency, tally in db.session.execute(
+        select(DailyReferrerTally.currency, DailyReferrerTally.tally)
+        .where(*scope.where(DailyReferrerTally))
     ):
-        purchases[referrer] += int(n)
-        revenue[currency].append((referrer, int(n), int(amount)))
-    by_purchases = sorted(purchases.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    by_revenue = {currency: sorted(rows, key=lambda row: (-row[2], row[0]))[:limit]
-                  for currency, rows in sorted(revenue.items())}
+        days[currency].append(tallies.unpack(tally))
+    per_currency = {currency: tallies.combine(tables) for currency, tables in days.items()}
+    by_purchases = tallies.ranked(
+        tallies.combine(table[:2] for table in per_currency.values()), 1, limit)
+    by_revenue = {currency: tallies.ranked(table, 2, limit)
+                  for currency, table in sorted(per_currency.items())}
     names = _names({r for r, _ in by_purchases}
                    | {r for rows in by_revenue.values() for r, _, _ in rows})
     return {
         "by_purchases": [{"referrer_id": r, "name": names.get(r, f"Customer #{r}"),
-                          "purchases": int(n)} for r, n in by_purchases],
+                          "purchases": n} for r, n in by_purchases],
         "by_revenue": {
             currency: [{"referrer_id": r, "name": names.get(r, f"Customer #{r}"),
-                        "purchases": int(n), "revenue": int(revenue)}
-                       for r, n, revenue in rows]
+                        "purchases": n, "revenue": revenue} for r, n, revenue in rows]
             for currency, rows in by_revenue.items()},
     }
 

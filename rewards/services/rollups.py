@@ -26,15 +26,16 @@ from ..models import Adjustment, Click, Conversion, Referral, Reward, Signup
 from ..models.rollups import (
     DailyChannel,
     DailyHost,
-    DailyReferrer,
+    DailyReferrerTally,
     DailyRewards,
     DailySales,
     DailyTraffic,
     RollupMark,
 )
-from . import sketches
+from . import sketches, tallies
 
-ROLLUP_TABLES = (DailyTraffic, DailySales, DailyRewards, DailyReferrer, DailyHost, DailyChannel)
+ROLLUP_TABLES = (DailyTraffic, DailySales, DailyRewards, DailyReferrerTally, DailyHost,
+                 DailyChannel)
 _LOCK_KEY = 0x726F6C6C  # "roll": the advisory lock refreshes take on PostgreSQL
 # Days recounted per statement by `rebuild`: one month of raw rows at a time.
 _REBUILD_SPAN = 31
@@ -161,16 +162,16 @@ def _count_sales(program_id: int, start: date, end: date) -> list[dict]:
 
 def _count_referrers(program_id: int, start: date, end: date) -> list[dict]:
     day = _day_column(Conversion.occurred_at)
-    return [
-        {"program_id": program_id, "day": _as_date(value), "referrer_id": referrer,
-         "currency": currency, "purchases": purchases, "revenue": int(revenue)}
-        for value, referrer, currency, purchases, revenue in db.session.execute(
-            select(day, Conversion.referrer_id, Conversion.currency, func.count(),
-                   func.sum(Conversion.amount - Conversion.refunded_amount))
-            .where(*_referred_purchases(program_id, start, end))
-            .group_by(day, Conversion.referrer_id, Conversion.currency)
-        )
-    ]
+    days: dict[tuple[date, str], list] = defaultdict(list)
+    for value, referrer, currency, purchases, revenue in db.session.execute(
+        select(day, Conversion.referrer_id, Conversion.currency, func.count(),
+               func.sum(Conversion.amount - Conversion.refunded_amount))
+        .where(*_referred_purchases(program_id, start, end))
+        .group_by(day, Conversion.referrer_id, Conversion.currency)
+    ):
+        days[(_as_date(value), currency)].append((referrer, purchases, int(revenue)))
+    return [{"program_id": program_id, "day": d, "currency": currency,
+             "tally": tallies.pack(rows)} for (d, currency), rows in days.items()]
 
 
 def _count_rewards(program_id: int, start: date, end: date) -> list[dict]:
@@ -218,7 +219,7 @@ def _clicks_by(column: str) -> Callable[[int, date, date], list[dict]]:
 
 _COUNTERS: tuple[tuple[type, Callable], ...] = (
     (DailyTraffic, _count_traffic), (DailySales, _count_sales),
-    (DailyRewards, _count_rewards), (DailyReferrer, _count_referrers),
+    (DailyRewards, _count_rewards), (DailyReferrerTally, _count_referrers),
     (DailyHost, _clicks_by("referrer_host")), (DailyChannel, _clicks_by("channel")),
 )
 
