@@ -1,6 +1,7 @@
 """Fraud signals: each kind fires with its sentence, near misses do not; flagged rewards
 wait on hold out of payouts until a coordinator clears or rejects them."""
 
+import contextlib
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -329,7 +330,15 @@ def test_signups_racing_on_one_code_flag_each_referral_once(app, api, program, r
     buy(api, order_id="o-1", external_id="f-1")
     racers = 4
     barrier = threading.Barrier(racers)
+    # Each racer's burst count waits (up to a second) for the others to reach theirs: with
+    # nothing taking the counts in turn, all four count before any commits.
+    counting = threading.Barrier(racers, timeout=1)
     errors = []
+
+    def count_together(conn, cursor, statement, parameters, context, executemany):
+        if "count(referrals.id)" in statement:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                counting.wait()
 
     def join(n):
         with app.app_context():
@@ -342,11 +351,17 @@ def test_signups_racing_on_one_code_flag_each_referral_once(app, api, program, r
             finally:
                 db.session.remove()
 
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count_together)
     threads = [threading.Thread(target=join, args=(n,)) for n in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_together)
     assert errors == []
     flagged = velocity_signals(app)
     assert set(flagged) == {"f-1", *(f"r-{n}" for n in range(racers))}
@@ -365,6 +380,25 @@ def test_velocity_counts_only_the_last_hour(app, api, program, referrer):
         db.session.commit()
     sign_up(api, referrer, email="c@example.com", external_id="f-3")
     assert signals(app) == []
+
+
+def test_a_signup_counts_with_a_later_stamped_one_that_counted_first(app, api, program,
+                                                                      referrer):
+    """Racing signups are stamped in one order and counted in another: the one counted
+    last counts up to the latest stamp on the code, so the burst is still seen."""
+    with app.app_context():
+        db.session.get(Program, program).velocity_limit = 2
+        db.session.commit()
+    sign_up(api, referrer, email="a@example.com", external_id="f-1")
+    sign_up(api, referrer, email="b@example.com", external_id="f-2")
+    assert signals(app) == []
+    with app.app_context():  # f-2 stamped ten minutes after the signup still to come
+        db.session.execute(update(Referral).where(Referral.friend_id == customer_id(app, "f-2"))
+                           .values(created_at=utcnow() + timedelta(minutes=10)))
+        db.session.commit()
+    sign_up(api, referrer, email="c@example.com", external_id="f-3")
+    three = f"3 signups on code {referrer} within an hour; the program allows 2."
+    assert velocity_signals(app) == {"f-1": three, "f-2": three, "f-3": three}
 
 
 def test_computing_signals_again_adds_nothing(app, api, referrer):

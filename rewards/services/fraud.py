@@ -23,7 +23,7 @@ Nothing here commits except `clear` and `reject`, the coordinator's actions.
 from datetime import datetime, timedelta
 
 from disposable_email_domains import blocklist
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import exists, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -56,6 +56,7 @@ KIND_NAMES = {
 }
 SAME_NETWORK_WITHIN = timedelta(hours=24)
 VELOCITY_WINDOW = timedelta(hours=1)
+_VELOCITY_LOCKS = 0x76656C6F  # "velo": the advisory lock space of the codes' burst counts
 HOLDABLE = ("pending", "available")
 AUDITED = ("status", "resolved_by", "resolved_at")
 
@@ -191,15 +192,22 @@ def _referral_signals(referral: Referral) -> list[FraudSignal]:
 
 
 def _velocity(referral: Referral) -> list[FraudSignal | None]:
-    """More referrals on the referral's code within the hour up to it than the program
-    allows: every referral in that hour is flagged, the burst being the evidence."""
+    """More referrals on the referral's code within the hour up to it (or up to a later
+    referral in the hour after it) than the program allows: every referral in that hour is
+    flagged, the burst being the evidence."""
     if referral.code_id is None:
         return []
+    _count_alone(referral.code_id)
     program = db.session.get(Program, referral.program_id)
+    on_code = (Referral.program_id == referral.program_id, Referral.code_id == referral.code_id)
+    # The hour up to this referral, or up to a later one on the code that counted before
+    # this one was committed (racing signups are stamped in one order, counted in another).
+    later = db.session.scalar(select(func.max(Referral.created_at)).where(
+        *on_code, Referral.created_at > referral.created_at,
+        Referral.created_at <= referral.created_at + VELOCITY_WINDOW))
+    end = max(referral.created_at, later) if later else referral.created_at
     # The program's hour (its (program, created_at) index), on the referral's code.
-    window = (Referral.program_id == referral.program_id, Referral.code_id == referral.code_id,
-              Referral.created_at > referral.created_at - VELOCITY_WINDOW,
-              Referral.created_at <= referral.created_at)
+    window = (*on_code, Referral.created_at > end - VELOCITY_WINDOW, Referral.created_at <= end)
     count = db.session.scalar(select(func.count(Referral.id)).where(*window))
     if count <= program.velocity_limit:
         return []
@@ -229,6 +237,18 @@ def _velocity(referral: Referral) -> list[FraudSignal | None]:
         return []
     return list(db.session.scalars(
         select(FraudSignal).where(FraudSignal.id.in_(new_ids)).order_by(FraudSignal.id)))
+
+
+def _count_alone(code_id: int) -> None:
+    """Take the code's burst count in turn, until this transaction ends.
+
+    Each referral is inserted before its count. Counting in turn, the last racer's count
+    comes after the others committed, so it sees the whole burst and flags it; without
+    the turn (PostgreSQL, read committed) racing signups could each count only themselves.
+    SQLite already has one writer at a time."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:space, :code)"),
+                           {"space": _VELOCITY_LOCKS, "code": code_id})
 
 
 def signals_for_signup(referral: Referral, *, visitor_id: str | None, ip_hash: str | None,
