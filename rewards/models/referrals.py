@@ -56,6 +56,8 @@ class Referral(db.Model):
     __table_args__ = (
         CheckConstraint("referrer_id <> friend_id", name="not_self"),
         Index("ix_referrals_day", "program_id", "created_at"),
+        # A code's signups within the hour: the velocity signal's count.
+        Index("ix_referrals_code_time", "code_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

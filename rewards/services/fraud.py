@@ -199,14 +199,14 @@ def _velocity(referral: Referral) -> list[FraudSignal | None]:
         return []
     _count_alone(referral.code_id)
     program = db.session.get(Program, referral.program_id)
-    on_code = (Referral.program_id == referral.program_id, Referral.code_id == referral.code_id)
+    # The code's referrals (the (code_id, created_at) index); a code is in one program.
+    on_code = (Referral.code_id == referral.code_id,)
     # The hour up to this referral, or up to a later one on the code that counted before
     # this one was committed (racing signups are stamped in one order, counted in another).
     later = db.session.scalar(select(func.max(Referral.created_at)).where(
         *on_code, Referral.created_at > referral.created_at,
         Referral.created_at <= referral.created_at + VELOCITY_WINDOW))
     end = max(referral.created_at, later) if later else referral.created_at
-    # The program's hour (its (program, created_at) index), on the referral's code.
     window = (*on_code, Referral.created_at > end - VELOCITY_WINDOW, Referral.created_at <= end)
     count = db.session.scalar(select(func.count(Referral.id)).where(*window))
     if count <= program.velocity_limit:
