@@ -80,6 +80,7 @@ def create_program_command(slug, name, currency, window_days, attribution, desti
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 def publish_policy_command(slug, path):
     """Validate a policy document and publish it as the program's next version."""
+    from .policies import cautions, parse_policy
     from .services.policies import InvalidPolicy, publish
     from .services.programs import get_program
 
@@ -96,6 +97,8 @@ def publish_policy_command(slug, path):
         sys.exit(1)
     except ServiceError as error:
         _fail(error)
+    for line in cautions(parse_policy(document)):
+        click.echo(f"warning: {line}", err=True)
     click.echo(version.version)
 
 

@@ -128,6 +128,22 @@ def test_a_valid_draft_is_saved_with_its_line_endings_normalized(app, editor, pr
         assert db.session.scalar(select(PolicyDraft.document)) == text.replace("\r\n", "\n")
 
 
+def test_a_valid_draft_whose_tiers_can_never_start_says_so(app, admin, editor, program):
+    document = {"currency": "usd", "friend": {"fixed": 500},
+                "tiers": [{"from": 3, "referrer": {"fixed": 700}}]}
+    assert editor("save", document).status_code == 302
+    page = text_of(admin[0].get(editor.path))
+    assert 'data-testid="draft-status">Valid<' in page
+    assert "Valid, but 1 part can never pay:" in page
+    assert ("<code>tiers</code> never reached: a friend counts once the referrer has been "
+            "rewarded for them, and with no base `referrer` rule nothing is paid before the "
+            "3rd friend. Add a base `referrer` rule.") in page
+    assert editor("publish", document).status_code == 302  # a caution does not block
+    assert version_count(app, program) == 1
+    assert editor("save", {**document, "referrer": {"fixed": 100}}).status_code == 302
+    assert "can never pay" not in text_of(admin[0].get(editor.path))
+
+
 # --------------------------------------------------------------------------- publishing
 
 

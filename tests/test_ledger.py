@@ -242,6 +242,18 @@ def test_publish_policy_cli(app, program, tmp_path):
         assert [v.version for v in db.session.scalars(select(PolicyVersion))] == [1, 2]
 
 
+def test_publish_policy_cli_warns_of_tiers_that_can_never_start(app, program, tmp_path):
+    path = tmp_path / "tiers.json"
+    path.write_text(json.dumps({"currency": "usd", "friend": {"fixed": 500},
+                                "tiers": [{"from": 3, "referrer": {"fixed": 700}}]}))
+    result = app.test_cli_runner().invoke(
+        args=["rewards", "publish-policy", "--program", "shop", "--file", path])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "1"
+    assert result.stderr.startswith("warning: tiers: never reached: a friend counts once the "
+                                    "referrer has been rewarded for them")
+
+
 def test_the_portal_lists_rewards_and_balances(app, api, referred, make_user):
     from .conftest import login
 

@@ -17,6 +17,7 @@ from rewards.policies import (
     History,
     Policy,
     Purchase,
+    cautions,
     evaluate,
     parse_policy,
     percent_of,
@@ -726,3 +727,59 @@ def test_add_months_clamps_to_the_month_end(moment, months):
     assert later.time() == moment.time() and later.tzinfo == moment.tzinfo
     if later.day < moment.day:  # clamped: the last day of its month
         assert (later + timedelta(days=1)).month != later.month
+
+
+# --------------------------------------------------------------------------- cautions
+
+TIER_FROM_3 = [{"from": 3, "referrer": {"fixed": 700}}]
+MILESTONE_AT_2 = [{"at": 2, "bonus": 900}]
+
+
+def referrer_rules_over_friends(p: Policy, friends: int = 8) -> list[str]:
+    """The referrer's rules paid to `friends` new friends buying one after the other, the
+    history growing as the reward job's would."""
+    rewarded: list[int] = []
+    paid = []
+    for friend in range(1, friends + 1):
+        decisions = evaluate(p, buy(friend=friend), History(tuple(rewarded))).decisions
+        rules = [d.rule for d in decisions if d.role == "referrer"]
+        if rules:
+            rewarded.append(friend)
+        paid += rules
+    return paid
+
+
+@pytest.mark.parametrize("document", [
+    EXAMPLE,
+    {"currency": "usd", "referrer": {"fixed": 100}, "tiers": TIER_FROM_3,
+     "milestones": MILESTONE_AT_2},
+    {"currency": "usd", "friend": {"fixed": 500}},
+])
+def test_policies_whose_every_part_can_pay_have_no_cautions(document):
+    p = parse_policy(document)
+    assert cautions(p) == []
+    paid = referrer_rules_over_friends(p)
+    assert all(any(rule.startswith(f"tiers[{i}]") for rule in paid)
+               for i in range(len(p.tiers)))
+    assert all(f"milestones[{i}]" in paid for i in range(len(p.milestones)))
+
+
+def test_tiers_and_milestones_without_a_base_rule_are_flagged_as_never_reached():
+    p = parse_policy({"currency": "usd", "friend": {"fixed": 500}, "tiers": TIER_FROM_3,
+                      "milestones": MILESTONE_AT_2})
+    assert cautions(p) == [
+        "tiers: never reached: a friend counts once the referrer has been rewarded for "
+        "them, and with no base `referrer` rule nothing is paid before the 3rd friend. Add "
+        "a base `referrer` rule.",
+        "milestones: never reached: a milestone bonus comes with a referrer reward, and "
+        "with no base `referrer` rule the referrer is never rewarded. Add a base "
+        "`referrer` rule.",
+    ]
+    assert referrer_rules_over_friends(p) == []  # what the caution warns of
+
+
+def test_milestones_alone_are_flagged():
+    p = parse_policy({"currency": "usd", "friend": {"fixed": 500},
+                      "milestones": MILESTONE_AT_2})
+    assert [line.split(":")[0] for line in cautions(p)] == ["milestones"]
+    assert referrer_rules_over_friends(p) == []

@@ -93,6 +93,7 @@ def policy(program_id: int):
         saved=saved,
         unsaved=request.method == "POST" and drafts.clean(text) != saved.text,
         problems=[drafts.split_error(message) for message in errors],
+        cautions=[drafts.split_error(message) for message in drafts.cautions_in(program, text)],
         current=current,
         current_text=drafts.pretty_version(current) if current else "",
         same_as_current=drafts.matches_version(program, text, current),

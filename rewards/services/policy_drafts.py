@@ -18,7 +18,7 @@ from ..extensions import db
 from ..models import Account, PolicyDraft, PolicyVersion, Program, utcnow
 from ..money import exponent, format_money
 from ..policies.document import Policy, PolicyInvalid, to_document
-from ..policies.evaluate import History, Purchase, evaluate
+from ..policies.evaluate import History, Purchase, cautions, evaluate
 from .errors import ServiceError
 from .policies import InvalidPolicy, canonical, check_document, current_version, load, publish
 
@@ -122,6 +122,14 @@ def errors_in(program: Program, text: str) -> list[str]:
     except InvalidPolicy as invalid:
         return invalid.errors
     return []
+
+
+def cautions_in(program: Program, text: str) -> list[str]:
+    """What a valid draft can never pay (see `policies.cautions`); [] for an invalid one."""
+    try:
+        return cautions(check_text(program, text))
+    except InvalidPolicy:
+        return []
 
 
 def split_error(message: str) -> tuple[str, str]:
