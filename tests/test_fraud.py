@@ -223,6 +223,25 @@ def test_self_referral_by_card_fingerprint(app, api, program, referrer):
     assert_ledger_true(app)
 
 
+def test_the_api_takes_a_card_fingerprint_for_the_same_card_signal(app, api, referrer):
+    sign_up(api, referrer)
+    own = {"order_id": "own-order", "external_id": "ref-1", "amount": 10000,
+           "currency": "usd", "card_fingerprint": "Xq9fp"}
+    assert api.post("/conversions", own).status_code == 201
+    friends = {**own, "order_id": "friend-order", "external_id": "f-1"}
+    assert api.post("/conversions", friends).status_code == 201
+    assert signals(app) == [("self_card", "The friend paid with the same card as the referrer.")]
+    assert statuses(app) == ["on_hold"]
+    assert api.post("/conversions", friends).status_code == 200  # a replay of the same body
+    changed = api.post("/conversions", {**friends, "card_fingerprint": "other"})
+    assert changed.status_code == 409
+    too_long = api.post("/conversions", {**friends, "order_id": "o-9",
+                                         "card_fingerprint": "x" * 65})
+    assert too_long.status_code == 400
+    assert too_long.json["error"]["field"] == "card_fingerprint"
+    assert_ledger_true(app)
+
+
 def test_a_different_card_is_not_flagged(app, api, program, referrer):
     sign_up(api, referrer)
     buy_with_card(app, program, "ref-1", "own-order", "card-1")

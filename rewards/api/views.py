@@ -81,7 +81,8 @@ def create_signup():
 def create_conversion():
     data = parse.body()
     parse.no_unknown(data, {"order_id", "external_id", "email", "name", "amount", "currency",
-                            "occurred_at", "referral_code", "visitor_id", "program"})
+                            "occurred_at", "referral_code", "visitor_id", "card_fingerprint",
+                            "program"})
     new = NewConversion(
         order_id=parse.text(data, "order_id", required=True),
         external_id=parse.text(data, "external_id"),
@@ -92,6 +93,7 @@ def create_conversion():
         occurred_at=parse.timestamp(data),
         referral_code=parse.text(data, "referral_code", max_length=32),
         visitor_id=parse.text(data, "visitor_id", max_length=32),
+        card_fingerprint=parse.text(data, "card_fingerprint", max_length=64),
     )
     if not new.external_id and not new.email:
         raise ServiceError("Give the buyer's external_id or email.", field="external_id",
