@@ -6,7 +6,7 @@ Nothing here commits: the calling service owns the transaction.
 
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -21,23 +21,34 @@ def _upsert_balance(customer_id: int, currency: str, deltas: dict[str, int]) -> 
     _upsert_balances({(customer_id, currency): deltas})
 
 
+_AMOUNTS = (*BALANCE_COLUMNS, "owed")
+_UPSERTS: dict[str, object] = {}
+
+
+def _balance_upsert(dialect: str):
+    """insert ... on conflict do update adding every amount column, built once per dialect:
+    one statement shape whatever the deltas (zero for the others), so SQLAlchemy compiles
+    it once and caches it."""
+    if dialect not in _UPSERTS:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = Balance.__table__
+        statement = insert(table).values(
+            {name: bindparam(name) for name in ("customer_id", "currency", *_AMOUNTS)})
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["customer_id", "currency"],
+            set_={name: table.c[name] + statement.excluded[name] for name in _AMOUNTS})
+    return _UPSERTS[dialect]
+
+
 def _upsert_balances(shifts: dict[tuple[int, str], dict[str, int]]) -> None:
-    """`_upsert_balance` for several balances (distinct keys) in one statement, the rows in
-    the order given."""
+    """`_upsert_balance` for several balances (distinct keys), the rows in the order given."""
     if not shifts:
         return
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Balance.__table__
-    columns = list(dict.fromkeys(column for deltas in shifts.values() for column in deltas))
-    rows = [{"customer_id": customer_id, "currency": currency,
-             **dict.fromkeys((*BALANCE_COLUMNS, "owed"), 0), **deltas}
+    zero = dict.fromkeys(_AMOUNTS, 0)
+    rows = [{"customer_id": customer_id, "currency": currency, **zero, **deltas}
             for (customer_id, currency), deltas in shifts.items()]
-    statement = insert(table).values(rows)
-    set_ = {column: table.c[column] + statement.excluded[column] for column in columns} or {
-        "pending": table.c.pending}
-    db.session.execute(statement.on_conflict_do_update(
-        index_elements=["customer_id", "currency"], set_=set_))
+    statement = _balance_upsert(db.session.get_bind().dialect.name)
+    db.session.execute(statement, rows if len(rows) > 1 else rows[0])
 
 
 class _Effects:
