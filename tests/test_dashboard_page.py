@@ -297,6 +297,44 @@ def test_a_custom_range_leaves_out_what_falls_outside(world, marketing):
     assert len(tables(one)["daily"]) == 1
 
 
+def test_the_top_figures_compare_with_the_days_just_before(world, marketing):
+    # Yesterday and today: Gus's purchase, the two clicks and the three signups (made
+    # today). The two days before: Cleo's and Fay's purchases, no clicks, no signups.
+    start, end = today() - timedelta(days=1), today()
+    page = page_of(marketing.get(f"/marketing?range=custom&start={start}&end={end}"))
+    before = f"{today() - timedelta(days=3):%b %d} – {today() - timedelta(days=2):%b %d, %Y}"
+    if (today() - timedelta(days=3)).year != (today() - timedelta(days=2)).year:
+        before = (f"{today() - timedelta(days=3):%b %d, %Y} – "
+                  f"{today() - timedelta(days=2):%b %d, %Y}")
+    assert cell(page, "compared-with") == f"Changes are against the previous 2 days, {before}."
+    assert cell(page, "stat-purchases") == "1"
+    assert cell(page, "change-purchases") == "-50% on the previous period"
+    assert 'title="Previous period: 2"' in page
+    assert cell(page, "change-clicks") == "new on the previous period"
+    assert cell(page, "change-referred-signups") == "new on the previous period"
+    # No signups or clicks before: those rates have nothing to compare with.
+    assert 'data-testid="change-click-to-signup"' not in page
+    assert 'data-testid="change-signup-to-purchase"' not in page
+    # The two days before that: Cleo's and Fay's purchases (2) against none before them.
+    start, end = today() - timedelta(days=3), today() - timedelta(days=2)
+    page = page_of(marketing.get(f"/marketing?range=custom&start={start}&end={end}"))
+    assert cell(page, "change-purchases") == "new on the previous period"
+    assert cell(page, "change-clicks") == "no change on the previous period"
+
+
+@pytest.mark.parametrize("now, before, rate, shown", [
+    (3, 2, False, ("up", "+50%")), (2, 3, False, ("down", "-33%")),
+    (107, 100, False, ("up", "+7.0%")), (5, 5, False, ("same", "no change")),
+    (4, 0, False, ("up", "new")), (0, 4, False, ("down", "-100%")),
+    (0.25, 0.2, True, ("up", "+5.0 pts")), (0.1, 0.1004, True, ("same", "no change")),
+    (None, 0.5, True, None), (0.5, None, True, None),
+])
+def test_a_change_reads_as_people_say_it(now, before, rate, shown):
+    from rewards.marketing.views import change
+
+    assert change(now, before, rate=rate) == shown
+
+
 @pytest.mark.parametrize("query, message", [
     ("range=custom&start=2026-02-10&end=2026-02-01",
      "The end date must be on or after the start date."),

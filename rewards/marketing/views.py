@@ -30,6 +30,26 @@ def channel_label(channel: str) -> str:
     return CHANNELS.get(channel, channel)
 
 
+def change(now: float | None, before: float | None, *, rate: bool = False
+           ) -> tuple[str, str] | None:
+    """How a top card's figure moved since the previous period, as ("up", "down" or "same",
+    the words): a percentage for counts, percentage points for rates. None when there is
+    nothing to compare (a rate with no base on either side)."""
+    if now is None or before is None:
+        return None
+    if rate:
+        points = round((now - before) * 100, 1)
+        return ("same", "no change") if not points else (
+            "up" if points > 0 else "down", f"{points:+.1f} pts")
+    if now == before:
+        return "same", "no change"
+    if not before:
+        return "up", "new"
+    percent = (now - before) / before * 100
+    shown = f"{percent:+.1f}%" if abs(percent) < 10 else f"{percent:+.0f}%"
+    return ("up" if now > before else "down"), shown
+
+
 @bp.get("")
 def home():
     try:
@@ -48,7 +68,7 @@ def home():
     return render_template("marketing/dashboard.html", error=None, selection=selection,
                            form=form, programs=programs(), presets=PRESETS, report=figures,
                            charts=chart_data(figures),
-                           exact_visitors_below=EXACT_VISITORS_BELOW,
+                           exact_visitors_below=EXACT_VISITORS_BELOW, change=change,
                            host_label=host_label, channel_label=channel_label)
 
 

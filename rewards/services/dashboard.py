@@ -188,14 +188,35 @@ def sources(scope: Scope, limit: int = TOP) -> dict:
     return {"hosts": top, "channels": [{"channel": c, "clicks": int(n)} for c, n in channels]}
 
 
+def previous(scope: Scope) -> Scope:
+    """The as many days just before the scope's, of the same programs."""
+    days = scope.end - scope.start + timedelta(days=1)
+    return Scope(scope.program_ids, scope.start - days, scope.end - days)
+
+
+def _headline(visits: dict, sold: dict) -> dict:
+    """The totals of the page's top cards, from `traffic()` and `sales()`."""
+    totals = visits["totals"]
+    currencies = sold["currencies"].values()
+    return {
+        **totals,
+        "purchases": sum(row["purchases"] for row in currencies),
+        "new_customers": sum(row["new_customers"] for row in currencies),
+        # Signups that followed a click, per click; and of the friends who signed up in the
+        # range, the share who have bought since (never over 100%).
+        "click_to_signup": _ratio(totals["clicked_signups"], totals["clicks"]),
+        "signup_to_purchase": _ratio(totals["converted_signups"], totals["referred_signups"]),
+    }
+
+
 def report(scope: Scope) -> dict:
-    """Everything the dashboard shows for the scope."""
+    """Everything the dashboard shows for the scope, and the top cards' totals over the
+    days just before it, to compare with."""
     visits = traffic(scope)
     sold = sales(scope)
     costs = reward_cost(scope)
-    totals = visits["totals"]
-    purchases = sum(row["purchases"] for row in sold["currencies"].values())
-    new_customers = sum(row["new_customers"] for row in sold["currencies"].values())
+    totals = _headline(visits, sold)
+    before = previous(scope)
     currencies = []
     for currency in sorted(set(sold["currencies"]) | set(costs)):
         row = dict(sold["currencies"].get(currency) or {
@@ -212,15 +233,11 @@ def report(scope: Scope) -> dict:
                "revenue": sold["series"][day]["revenue"]} for day in scope.days]
     return {
         "scope": scope,
-        "totals": {**totals, "purchases": purchases, "new_customers": new_customers,
-                   # Signups that followed a click, per click; and of the friends who signed
-                   # up in the range, the share who have bought since (never over 100%).
-                   "click_to_signup": _ratio(totals["clicked_signups"], totals["clicks"]),
-                   "signup_to_purchase": _ratio(totals["converted_signups"],
-                                                totals["referred_signups"])},
+        "totals": totals,
+        "before": {"scope": before, "totals": _headline(traffic(before), sales(before))},
         "funnel": [("Clicks", totals["clicks"]), ("Unique visitors", totals["visitors"]),
                    ("Referred signups", totals["referred_signups"]),
-                   ("Friends who bought", new_customers)],
+                   ("Friends who bought", totals["new_customers"])],
         "currencies": currencies,
         "series": series,
         "top": top_referrers(scope),
