@@ -54,7 +54,7 @@ def _upsert_balances(shifts: dict[tuple[int, str], dict[str, int]]) -> None:
 class _Effects:
     """What a set of reward changes does beside the rows themselves: the days they mark for
     the rollups and what they add to each balance, applied together (one rollup statement
-    per program, one balance statement for all)."""
+    per program, one balance upsert per customer and currency)."""
 
     def __init__(self):
         self.days: dict[int, list] = {}
