@@ -87,49 +87,38 @@ def process_stripe_events(event_row_ids: list[int] | None = None) -> int:
         with contextlib.suppress(RedisError):  # the key expires by itself
             redis.delete(STRIPE_EVENTS_QUEUED)  # from now on, a new event queues a job
     deadline = time.monotonic() + STRIPE_EVENTS_JOB_SECONDS
-    with _Rewarder() as reward:
-        claimed = process_many(event_row_ids, reward=reward) if event_row_ids else 0
-        while count := process_received(reward=reward):
-            claimed += count
-            if redis is not None and time.monotonic() > deadline:
-                queue_stripe_events()  # more may wait: a successor carries on
-                break
+    # On PostgreSQL with a queue, each batch's rewards are a job of their own; otherwise
+    # (SQLite has one writer at a time) they are computed after each batch, here.
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    reward = _hand_off if redis is not None and postgresql else None
+    claimed = process_many(event_row_ids, reward=reward) if event_row_ids else 0
+    while count := process_received(reward=reward):
+        claimed += count
+        if redis is not None and time.monotonic() > deadline:
+            queue_stripe_events()  # more may wait: a successor carries on
+            break
     return claimed
 
 
-class _Rewarder:
-    """Computes each committed batch's rewards on a thread of its own (PostgreSQL only),
-    while the job applies the next batch: the two overlap their waits on the database.
-    Each purchase is still rewarded in a transaction of its own, a compare-and-set on
-    `processed_at` (what the sweep retries when one fails); the job returns once every
-    batch's rewards are done. On SQLite (one writer at a time) they are computed in line,
-    as `process_received` does by itself."""
+def reward_purchases(conversion_ids: list[int]) -> int:
+    """Compute the rewards of these attributed purchases, each once (a compare-and-set on
+    `processed_at`); returns how many were computed. One that fails is left to the sweep."""
+    from .services.rewards import reward_many
 
-    def __enter__(self):
-        from concurrent.futures import ThreadPoolExecutor
+    return reward_many(conversion_ids)
 
-        self.app = current_app._get_current_object()
-        self.pool = None
-        if db.session.get_bind().dialect.name == "postgresql":
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
-        return self if self.pool else None
 
-    def __call__(self, batch) -> None:
-        if batch.to_reward:
-            self.pool.submit(self._reward, batch)
-
-    def _reward(self, batch) -> None:
-        from .services.stripe_events import reward_batch
-
-        with self.app.app_context():
-            try:
-                reward_batch(batch)
-            finally:
-                db.session.remove()
-
-    def __exit__(self, *exc) -> None:
-        if self.pool:
-            self.pool.shutdown(wait=True)
+def _hand_off(batch) -> None:
+    """Queue a `reward_purchases` job for a committed batch's purchases, so that another
+    worker process (`python -m worker` runs two by default) computes them while this job
+    applies the next batch. When Redis fails they are computed here."""
+    ids = list(dict.fromkeys(batch.to_reward))
+    if not ids:
+        return
+    try:
+        get_queue().enqueue(reward_purchases, ids)
+    except RedisError:
+        reward_purchases(ids)
 
 
 def stripe_event_stored(event_row_id: int) -> None:

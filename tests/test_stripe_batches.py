@@ -5,11 +5,13 @@ dies leaving its events for the next, and the webhook queueing one batch job at 
 import threading
 
 import pytest
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from rewards.extensions import db
-from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events
+from rewards import jobs
+from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events, reward_purchases
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
 from rewards.queue import get_queue
 from rewards.services import policies
@@ -342,7 +344,7 @@ def test_the_webhook_queues_one_batch_job_at_a_time(app, code, queued_app):
     assert queued_jobs(queued_app) == ["rewards.jobs.process_stripe_events"]
     run_worker(queued_app)
     assert count(app, Conversion) == 6
-    assert rewarded_orders(app) == {"pi_9"}  # computed by the same job
+    assert rewarded_orders(app) == {"pi_9"}  # computed in the same run of the worker
 
 
 def test_copies_of_the_batch_job_are_harmless(app, code, queued_app):
@@ -353,3 +355,43 @@ def test_copies_of_the_batch_job_are_harmless(app, code, queued_app):
     with queued_app.app_context():
         assert [job.return_value(refresh=True) for job in jobs] == [8, 0, 0]
     assert_each_recorded_once(app, 8, referred)
+
+
+def referred_ids(app, referred: set[str]) -> list[int]:
+    with app.app_context():
+        return list(db.session.scalars(select(Conversion.id).where(
+            Conversion.order_id.in_(referred)).order_by(Conversion.id)))
+
+
+def test_on_postgresql_a_batchs_rewards_are_a_job_of_their_own(app, code, queued_app):
+    """So that a second worker process computes them while the batch job goes on."""
+    referred = store_purchases(app, 7, code)  # pi_0, pi_3, pi_6
+    with queued_app.app_context():
+        assert process_stripe_events() == 7
+        postgresql = db.session.get_bind().dialect.name == "postgresql"
+        queued = [(job.func_name, job.args) for job in get_queue().jobs]
+    if postgresql:
+        assert rewarded_orders(app) == set()
+        assert queued == [("rewards.jobs.reward_purchases", (referred_ids(app, referred),))]
+        run_worker(queued_app)
+    else:  # one writer at a time: the batch job computed them itself
+        assert queued == []
+    assert rewarded_orders(app) == referred
+    with queued_app.app_context():
+        assert reward_purchases(referred_ids(app, referred)) == 0  # safe twice
+    assert count(app, Reward) == len(referred)
+
+
+def test_redis_failing_at_the_hand_off_leaves_the_rewards_to_the_batch_job(
+        app, code, queued_app, monkeypatch):
+    class Down:
+        def enqueue(self, *args, **kwargs):
+            raise RedisError("connection refused")
+
+    monkeypatch.setattr(jobs, "get_queue", Down)
+    referred = store_purchases(app, 4, code)
+    with queued_app.app_context():
+        assert process_stripe_events() == 4
+    assert rewarded_orders(app) == referred
+    with app.app_context():
+        assert check_ledger() == []

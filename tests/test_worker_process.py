@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from rq import Worker
 from sqlalchemy import func, select
 
 from rewards.extensions import db
 from rewards.models import Click, Conversion
+from rewards.queue import get_queue
 
 from .test_jobs import purchase, redis_app, setup_referrer  # noqa: F401
 
@@ -61,3 +63,35 @@ def test_worker_process_runs_jobs_and_moves_clicks(redis_app, redis_url):  # noq
                 return processed is not None and clicks == 3
 
         assert wait_for(done), output(worker)
+
+
+def rq_workers(app) -> dict[str, int]:
+    """Name -> process id of each rq worker registered on the app's Redis."""
+    with app.app_context():
+        return {worker.name: worker.pid
+                for worker in Worker.all(connection=get_queue().connection)}
+
+
+def test_the_worker_runs_two_processes_and_stops_them_together(redis_app, redis_url):  # noqa: F811
+    with running_worker(redis_app, redis_url) as worker:
+        assert wait_for(lambda: len(rq_workers(redis_app)) == 2), output(worker)
+        assert worker.pid in rq_workers(redis_app).values()
+    assert worker.returncode == 0
+    # The helper finished its warm shutdown too, and unregistered.
+    assert wait_for(lambda: rq_workers(redis_app) == {}, 15)
+
+
+def test_a_helper_stops_when_its_first_process_dies(redis_app, redis_url):  # noqa: F811
+    with running_worker(redis_app, redis_url) as worker:
+        assert wait_for(lambda: len(rq_workers(redis_app)) == 2), output(worker)
+        [helper] = [name for name, pid in rq_workers(redis_app).items() if pid != worker.pid]
+        worker.kill()  # no chance to stop the helper itself
+        worker.wait(timeout=10)
+        assert wait_for(lambda: helper not in rq_workers(redis_app), 15)
+
+
+def test_the_number_of_processes_is_checked():
+    result = subprocess.run([sys.executable, "-m", "worker", "--processes", "0"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--processes: must be 1 to 32" in result.stderr

@@ -1,25 +1,35 @@
-"""Run the rq worker inside the app context, and a ticker beside it.
+"""Run the rq workers inside the app context, and a ticker beside them.
 
-The ticker moves queued clicks from Redis into the database about every second, brings
-the dashboard's daily rollups up to date every few seconds, and enqueues `sweep` every
-minute, so work delayed by an outage is picked up again.
+    python -m worker [--processes N]
+
+N worker processes (2 by default) take jobs from the queue: one job applies a batch of
+Stripe events while another computes the rewards of the batch before, so the two use two
+cores. The first process also runs rq's scheduler and the ticker, which moves queued
+clicks from Redis into the database about every second, brings the dashboard's daily
+rollups up to date every few seconds, and enqueues `sweep` every minute, so work delayed
+by an outage is picked up again. Stopping the first process (SIGTERM or SIGINT) stops the
+others after their current job; a helper whose first process died stops on its own.
 """
 
+import argparse
 import logging
+import multiprocessing
+import os
 import sys
 import threading
 
-from rq import SimpleWorker
-
 from rewards import create_app
 from rewards.jobs import enqueue, sweep
-from rewards.queue import get_queue, redis_connection
 from rewards.services.clicks import flush_clicks
 from rewards.services.rollups import refresh as refresh_rollups
+from worker.processes import helper, serve
 
 log = logging.getLogger("worker")
 SWEEP_EVERY = 60  # seconds
 ROLLUPS_EVERY = 5  # seconds
+DEFAULT_PROCESSES = 2
+MAX_PROCESSES = 32
+HELPER_STOP_SECONDS = 30  # a helper's current job may finish before it is killed
 
 
 def tick(app, stop: threading.Event) -> None:
@@ -37,23 +47,43 @@ def tick(app, stop: threading.Event) -> None:
             log.exception("ticker failed; trying again in a second")
 
 
-def main() -> int:
+def processes(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_PROCESSES:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_PROCESSES}")
+    return number
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("--processes", type=processes, default=DEFAULT_PROCESSES,
+                        help=f"worker processes (default {DEFAULT_PROCESSES})")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app()
     if not app.config["REDIS_URL"]:
         print("REDIS_URL is not set: jobs run inline in the web process, no worker is needed.",
               file=sys.stderr)
         return 2
+    spawn = multiprocessing.get_context("spawn")
+    helpers = [spawn.Process(target=helper, args=(os.getpid(),), name=f"worker-{n}")
+               for n in range(2, args.processes + 1)]
+    for process in helpers:
+        process.start()
     stop = threading.Event()
     ticker = threading.Thread(target=tick, args=(app, stop), name="ticker", daemon=True)
     ticker.start()
     try:
-        with app.app_context():
-            # SimpleWorker runs jobs in this process, inside this app context.
-            worker = SimpleWorker([get_queue()], connection=redis_connection())
-            worker.work(with_scheduler=True)
+        serve(app, with_scheduler=True)
     finally:
         stop.set()
+        for process in helpers:
+            process.terminate()
+        for process in helpers:
+            process.join(HELPER_STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
     return 0
 
 

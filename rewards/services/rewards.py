@@ -1,5 +1,7 @@
 """Turning an attributed purchase into reward lines, exactly as the published policy says."""
 
+import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, select, true, update
@@ -10,6 +12,8 @@ from ..policies.evaluate import Evaluation, History, Purchase, evaluate, pro_rat
 from . import ledger
 from .fraud import hold_flagged, verdict_columns, verdict_from
 from .policies import load_version
+
+log = logging.getLogger(__name__)
 
 # Statuses whose lines still count toward a referrer's history and limits.
 LIVE = ("pending", "available", "on_hold", "in_payout", "paid")
@@ -123,6 +127,20 @@ def reward_conversion(conversion_id: int) -> bool:
     _evaluate_and_record(conversion, referral)
     db.session.commit()
     return True
+
+
+def reward_many(conversion_ids: Iterable[int]) -> int:
+    """`reward_conversion` for each purchase, each in a transaction of its own; one that
+    fails is logged and left to the sweep. Returns how many were computed here."""
+    done = 0
+    for conversion_id in dict.fromkeys(conversion_ids):
+        try:
+            done += reward_conversion(conversion_id)
+        except Exception:
+            db.session.rollback()
+            log.exception("computing the rewards of purchase #%s failed; the sweep retries",
+                          conversion_id)
+    return done
 
 
 def _evaluate_and_record(conversion: Conversion, referral: Referral | None

@@ -456,17 +456,10 @@ def _apply_waiting(batch: Batch) -> None:
 
 
 def reward_batch(batch: Batch) -> None:
-    """The rewards of the purchases the transaction recorded. Each is a compare-and-set on
-    the purchase's `processed_at`, safe twice; one that fails is left to the sweep."""
-    from .rewards import reward_conversion
+    """The rewards of the purchases the transaction recorded (`rewards.reward_many`)."""
+    from .rewards import reward_many
 
-    for conversion_id in dict.fromkeys(batch.to_reward):
-        try:
-            reward_conversion(conversion_id)
-        except Exception:
-            db.session.rollback()
-            log.exception("computing the rewards of purchase #%s failed; the sweep retries",
-                          conversion_id)
+    reward_many(batch.to_reward)
 
 
 def _ignore(event: dict, obj: dict, batch: Batch):
