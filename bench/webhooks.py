@@ -18,8 +18,9 @@ request also applies its event (the laptop setup): that run measures intake plus
 processing, not intake.
 
 --end-to-end N (needs --database-url and --redis-url, and the Stripe processing code)
-posts N checkout.session.completed events to the real app with `python -m worker`
-running, and times until every event is processed and its purchase recorded (goal < 60 s).
+posts N checkout.session.completed events to the real app with `python -m worker` (its
+default two processes) running, and times until every event is processed and its purchase
+recorded (goal < 60 s).
 Before it, the intake runs' queued jobs and the events they left `received` are dropped,
 so that it times its own N events only. A share of the events (--referred-share, 0.3 by
 default) are referred purchases: each names the referral code of one of --referrers
