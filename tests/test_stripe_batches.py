@@ -9,8 +9,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from rewards.extensions import db
 from rewards import jobs
+from rewards.extensions import db
 from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events, reward_purchases
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
 from rewards.queue import get_queue
