@@ -188,6 +188,20 @@ def stripe_fake(app, monkeypatch):
 
 
 @pytest.fixture
+def referrer_code(app, api, program):
+    """A referrer's referral code, under the Stripe tests' policy (10% to the referrer)."""
+    from rewards.models import Program
+    from rewards.services import policies
+
+    from .stripe_kit import POLICY
+
+    with app.app_context():
+        policies.publish(db.session.get(Program, program), POLICY)
+    return api.post("/customers", {"external_id": "ref", "email": "ref@example.com"}).json[
+        "referral_code"]
+
+
+@pytest.fixture
 def redis_url():
     """TEST_REDIS_URL's database, emptied before and after the test."""
     from redis import Redis

@@ -14,24 +14,14 @@ from rewards.extensions import db
 from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events, reward_purchases
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
 from rewards.queue import get_queue
-from rewards.services import policies
 from rewards.services import stripe_events as stripe_events_service
 from rewards.services.ledger_check import check_ledger
 from rewards.services.stripe_events import process, process_received, store
 
 from .conftest import make_app
-from .stripe_kit import POLICY, SECRETS, charge_refunded, checkout, deliver
+from .stripe_kit import SECRETS, charge_refunded, checkout, deliver
 
 THREADS = 4
-
-
-@pytest.fixture
-def code(app, api, program):
-    """A referrer's code, under a published policy (10% to the referrer)."""
-    with app.app_context():
-        policies.publish(db.session.get(Program, program), POLICY)
-    return api.post("/customers", {"external_id": "ref", "email": "ref@example.com"}).json[
-        "referral_code"]
 
 
 def store_purchases(app, count: int, code: str | None = None, every: int = 3,
@@ -83,8 +73,8 @@ def assert_each_recorded_once(app, orders: int, referred: set[str]) -> None:
 
 # --- one transaction, many events ----------------------------------------------------------
 
-def test_a_batch_applies_every_received_event_once(app, code):
-    referred = store_purchases(app, 12, code)
+def test_a_batch_applies_every_received_event_once(app, referrer_code):
+    referred = store_purchases(app, 12, referrer_code)
     with app.app_context():
         assert process_received() == 12
         assert process_received() == 0  # nothing left: the batch committed them all
@@ -94,10 +84,10 @@ def test_a_batch_applies_every_received_event_once(app, code):
             Conversion.referrer_id.is_not(None), Conversion.processed_at.is_(None))) == 0
 
 
-def test_racing_batches_claim_each_event_once(app, code):
+def test_racing_batches_claim_each_event_once(app, referrer_code):
     """Real threads, each claiming small batches until none is left: every event is claimed
     by exactly one transaction (the claims add up to the events), and applied once."""
-    referred = store_purchases(app, 60, code)
+    referred = store_purchases(app, 60, referrer_code)
     barrier = threading.Barrier(THREADS)
     claimed, errors = [], []
 
@@ -125,10 +115,10 @@ def test_racing_batches_claim_each_event_once(app, code):
     assert_each_recorded_once(app, 60, referred)
 
 
-def test_events_another_transaction_holds_are_left_to_it(app, code, monkeypatch):
+def test_events_another_transaction_holds_are_left_to_it(app, referrer_code, monkeypatch):
     """A batch that has claimed its events and is still applying them: another batch (and
     `process` of one of its events) claims none of them, and they are applied once."""
-    referred = store_purchases(app, 6, code)
+    referred = store_purchases(app, 6, referrer_code)
     claimed, entered, release = [], threading.Event(), threading.Event()
     handler = stripe_events_service.HANDLERS["checkout.session.completed"]
 
@@ -167,8 +157,8 @@ def test_events_another_transaction_holds_are_left_to_it(app, code, monkeypatch)
 
 # --- failures ------------------------------------------------------------------------------
 
-def test_a_failing_event_is_rolled_back_alone(app, code):
-    referred = store_purchases(app, 4, code, every=2)
+def test_a_failing_event_is_rolled_back_alone(app, referrer_code):
+    referred = store_purchases(app, 4, referrer_code, every=2)
     with app.app_context():
         store(checkout("evt_bad", pi="pi_bad", currency="dollars"))
         store({"id": "evt_empty", "type": "invoice.paid", "created": 1, "data": {}})
@@ -185,10 +175,10 @@ def test_a_failing_event_is_rolled_back_alone(app, code):
     assert rewarded_orders(app) == referred
 
 
-def test_a_batch_that_dies_leaves_its_events_for_the_next(app, code, monkeypatch):
+def test_a_batch_that_dies_leaves_its_events_for_the_next(app, referrer_code, monkeypatch):
     """A worker killed mid-batch: the transaction is rolled back whole, nothing is applied
     or lost, and the next batch applies every event once."""
-    referred = store_purchases(app, 5, code)
+    referred = store_purchases(app, 5, referrer_code)
     handler = stripe_events_service.HANDLERS["checkout.session.completed"]
     seen = []
 
@@ -212,10 +202,10 @@ def test_a_batch_that_dies_leaves_its_events_for_the_next(app, code, monkeypatch
 
 # --- events that depend on one another, in one batch ---------------------------------------
 
-def test_a_refund_before_its_purchase_in_the_same_batch(app, code):
+def test_a_refund_before_its_purchase_in_the_same_batch(app, referrer_code):
     with app.app_context():
         store(charge_refunded("evt_r", pi="pi_1", amount=10000, refunded=4000))
-        store(checkout("evt_p", pi="pi_1", client_reference_id=code))
+        store(checkout("evt_p", pi="pi_1", client_reference_id=referrer_code))
         assert process_received() == 2
         conversion = db.session.scalar(select(Conversion))
         assert conversion.refunded_amount == 4000
@@ -226,7 +216,7 @@ def test_a_refund_before_its_purchase_in_the_same_batch(app, code):
     assert [row[1] for row in events(app)] == ["processed", "processed"]
 
 
-def test_the_same_buyer_twice_and_the_same_order_twice_in_one_batch(app, code):
+def test_the_same_buyer_twice_and_the_same_order_twice_in_one_batch(app, referrer_code):
     with app.app_context():
         store(checkout("evt_1", pi="pi_1", email="twice@example.com"))
         store(checkout("evt_2", pi="pi_2", email="Twice@example.com"))
@@ -240,7 +230,7 @@ def test_the_same_buyer_twice_and_the_same_order_twice_in_one_batch(app, code):
     assert count(app, Customer, Customer.email == "twice@example.com") == 1
 
 
-def test_a_purchase_recorded_after_the_batch_looked_is_found_not_doubled(app, code,
+def test_a_purchase_recorded_after_the_batch_looked_is_found_not_doubled(app, referrer_code,
                                                                           monkeypatch):
     """The batch looks its purchases up once; one recorded by another transaction just
     after that collides on the unique order id, and the event, applied again, finds it."""
@@ -261,11 +251,11 @@ def test_a_purchase_recorded_after_the_batch_looked_is_found_not_doubled(app, co
     assert count(app, Conversion) == 1
 
 
-def test_a_buyer_known_before_the_batch_is_found_not_added_again(app, code, api):
+def test_a_buyer_known_before_the_batch_is_found_not_added_again(app, referrer_code, api):
     api.post("/customers", {"external_id": "known", "email": "known@example.com"})
     with app.app_context():
         store(checkout("evt_1", pi="pi_1", email="Known@Example.com",
-                       client_reference_id=code))
+                       client_reference_id=referrer_code))
         store(checkout("evt_2", pi="pi_2", email="new@example.com"))
         assert process_received() == 2
         buyers = dict(db.session.execute(
@@ -277,7 +267,7 @@ def test_a_buyer_known_before_the_batch_is_found_not_added_again(app, code, api)
     assert rewarded_orders(app) == {"pi_1"}
 
 
-def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, code, monkeypatch):
+def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, referrer_code, monkeypatch):
     """The batch looks its buyers' emails up once; a customer added by another transaction
     just after that collides on the unique (program, email), and the event, applied again,
     finds the customer and records the purchase as theirs."""
@@ -297,7 +287,7 @@ def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, code, mo
     monkeypatch.setattr(stripe_events_service, "_prefetch", stale)
     with app.app_context():
         store(checkout("evt_1", pi="pi_1", email="late@example.com",
-                       client_reference_id=code))
+                       client_reference_id=referrer_code))
         assert process_received() == 1
     assert events(app)[0][1] == "processed"
     assert count(app, Customer, Customer.email == "late@example.com") == 1
@@ -327,7 +317,7 @@ def run_worker(app) -> None:
         SimpleWorker([get_queue()], connection=get_queue().connection).work(burst=True)
 
 
-def test_the_webhook_queues_one_batch_job_at_a_time(app, code, queued_app):
+def test_the_webhook_queues_one_batch_job_at_a_time(app, referrer_code, queued_app):
     client = queued_app.test_client()
     for n in range(5):
         assert deliver(client, checkout(f"evt_{n}", pi=f"pi_{n}",
@@ -339,7 +329,7 @@ def test_the_webhook_queues_one_batch_job_at_a_time(app, code, queued_app):
     # The job cleared the mark as it started: the next event queues the next job.
     with queued_app.app_context():
         assert not queued_app.extensions["rewards.redis"].exists(STRIPE_EVENTS_QUEUED)
-    assert deliver(client, checkout("evt_9", pi="pi_9", client_reference_id=code)) \
+    assert deliver(client, checkout("evt_9", pi="pi_9", client_reference_id=referrer_code)) \
         .status_code == 200
     assert queued_jobs(queued_app) == ["rewards.jobs.process_stripe_events"]
     run_worker(queued_app)
@@ -347,8 +337,8 @@ def test_the_webhook_queues_one_batch_job_at_a_time(app, code, queued_app):
     assert rewarded_orders(app) == {"pi_9"}  # computed in the same run of the worker
 
 
-def test_copies_of_the_batch_job_are_harmless(app, code, queued_app):
-    referred = store_purchases(app, 8, code)
+def test_copies_of_the_batch_job_are_harmless(app, referrer_code, queued_app):
+    referred = store_purchases(app, 8, referrer_code)
     with queued_app.app_context():
         jobs = [get_queue().enqueue(process_stripe_events) for _ in range(3)]
     run_worker(queued_app)
@@ -363,9 +353,9 @@ def referred_ids(app, referred: set[str]) -> list[int]:
             Conversion.order_id.in_(referred)).order_by(Conversion.id)))
 
 
-def test_on_postgresql_a_batchs_rewards_are_a_job_of_their_own(app, code, queued_app):
+def test_on_postgresql_a_batchs_rewards_are_a_job_of_their_own(app, referrer_code, queued_app):
     """So that a second worker process computes them while the batch job goes on."""
-    referred = store_purchases(app, 7, code)  # pi_0, pi_3, pi_6
+    referred = store_purchases(app, 7, referrer_code)  # pi_0, pi_3, pi_6
     with queued_app.app_context():
         assert process_stripe_events() == 7
         postgresql = db.session.get_bind().dialect.name == "postgresql"
@@ -383,13 +373,13 @@ def test_on_postgresql_a_batchs_rewards_are_a_job_of_their_own(app, code, queued
 
 
 def test_redis_failing_at_the_hand_off_leaves_the_rewards_to_the_batch_job(
-        app, code, queued_app, monkeypatch):
+        app, referrer_code, queued_app, monkeypatch):
     class Down:
         def enqueue(self, *args, **kwargs):
             raise RedisError("connection refused")
 
     monkeypatch.setattr(jobs, "get_queue", Down)
-    referred = store_purchases(app, 4, code)
+    referred = store_purchases(app, 4, referrer_code)
     with queued_app.app_context():
         assert process_stripe_events() == 4
     assert rewarded_orders(app) == referred

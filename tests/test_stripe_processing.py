@@ -17,18 +17,16 @@ from rewards.models import (
     Customer,
     Dispute,
     FraudSignal,
-    Program,
     ReferralCode,
     Reward,
     StripeEvent,
     utcnow,
 )
-from rewards.services import fraud, policies
+from rewards.services import fraud
 from rewards.services.ledger_check import check_ledger
 from rewards.services.stripe_events import ingest, process
 
 from .stripe_kit import (
-    POLICY,
     SECRETS,
     charge_refunded,
     checkout,
@@ -45,11 +43,8 @@ def secrets(app, monkeypatch):
 
 
 @pytest.fixture
-def code(app, api, program, secrets):
-    with app.app_context():
-        policies.publish(db.session.get(Program, program), POLICY)
-    return api.post("/customers", {"external_id": "ref", "email": "ref@example.com"}).json[
-        "referral_code"]
+def code(referrer_code, secrets):
+    return referrer_code
 
 
 def purchase_row(app, order_id="pi_1"):

@@ -12,27 +12,18 @@ from sqlalchemy import func, select, update
 
 from rewards.extensions import db
 from rewards.jobs import sweep
-from rewards.models import Conversion, Program, Reward, StripeEvent, utcnow
+from rewards.models import Conversion, Reward, StripeEvent, utcnow
 from rewards.queue import get_queue
-from rewards.services import policies
 from rewards.webhooks.signature import SignatureError, verify
 
 from .conftest import make_app, need_service
-from .stripe_kit import POLICY, SECRETS, body, checkout, deliver, event, sign
+from .stripe_kit import SECRETS, body, checkout, deliver, event, sign
 
 
 @pytest.fixture
 def secrets(app, monkeypatch):
     monkeypatch.setitem(app.config, "STRIPE_WEBHOOK_SECRETS", list(SECRETS))
     return SECRETS
-
-
-@pytest.fixture
-def referrer_code(app, api, program):
-    with app.app_context():
-        policies.publish(db.session.get(Program, program), POLICY)
-    return api.post("/customers", {"external_id": "ref", "email": "ref@example.com"}).json[
-        "referral_code"]
 
 
 def count(app, model) -> int:
