@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from .conftest import IN_CI
+from .conftest import IN_CI, make_app, reset_schema
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -23,6 +23,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def site_app(tmp_path) -> tuple:
+    """(app, port): a SQLite app with the schema whose links point at the port, for
+    `live_server(app, port)` once it is seeded."""
+    port = free_port()
+    app = make_app(f"sqlite:///{tmp_path / 'browser.db'}",
+                   PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    reset_schema(app)
+    return app, port
+
+
+def sign_in(page, url: str, email: str, password: str) -> None:
+    """Through the login form."""
+    page.goto(f"{url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
 
 
 @contextmanager

@@ -6,18 +6,15 @@ from sqlalchemy import select
 from rewards.extensions import db
 from rewards.models import Referral
 
-from .browser import chromium, free_port, live_server, screenshot
-from .conftest import PASSWORD, make_app, reset_schema
+from .browser import chromium, live_server, screenshot, sign_in, site_app
+from .conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def site(tmp_path):
-    port = free_port()
-    app = make_app(f"sqlite:///{tmp_path / 'browser.db'}",
-                   PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    reset_schema(app)
+    app, port = site_app(tmp_path)
     with app.app_context():
         from rewards.services.accounts import create_account
         from rewards.services.programs import create_program
@@ -29,18 +26,11 @@ def site(tmp_path):
         yield app, url
 
 
-def sign_in(page, url, email):
-    page.goto(f"{url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-
-
 def test_customer_shares_and_a_friend_signs_up(site):
     app, url = site
     with chromium() as browser:
         customer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        sign_in(customer, url, "maria@example.com")
+        sign_in(customer, url, "maria@example.com", PASSWORD)
         customer.wait_for_url(f"{url}/portal")
         link = customer.input_value("#referral-link")
         code = customer.inner_text("[data-testid=referral-code]").strip()

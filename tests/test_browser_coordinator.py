@@ -7,8 +7,8 @@ from sqlalchemy import select
 from rewards.extensions import db
 from rewards.models import Customer, FraudSignal, Payout, Reward
 
-from .browser import chromium, free_port, live_server, screenshot
-from .conftest import PASSWORD, make_app, reset_schema
+from .browser import chromium, live_server, screenshot, sign_in, site_app
+from .conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.browser
 def site(tmp_path):
     """Maria referred Fiona (clean) and Ivy (a disposable email: flagged, her reward held);
     Ben referred Hana. Every reward is available; no payout is proposed yet."""
-    port = free_port()
-    app = make_app(f"sqlite:///{tmp_path / 'browser.db'}",
-                   PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    reset_schema(app)
+    app, port = site_app(tmp_path)
     with app.app_context():
         from rewards.services.accounts import create_account
         from rewards.services.apikeys import create_api_key
@@ -68,10 +65,7 @@ def test_coordinator_clears_a_flag_and_approves_a_batch(site):
     app, url = site
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"{url}/login")
-        page.fill("input[name=email]", "cora@example.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, url, "cora@example.com", PASSWORD)
         page.wait_for_url(f"{url}/coordinator")
 
         page.click("[data-testid=open-queue]")

@@ -11,8 +11,7 @@ import pytest
 
 from rewards.demo import PASSWORD, seed_demo
 
-from .browser import chromium, free_port, live_server, screenshot
-from .conftest import make_app, reset_schema
+from .browser import chromium, live_server, screenshot, sign_in, site_app
 
 pytestmark = pytest.mark.browser
 
@@ -34,10 +33,7 @@ CHARTS = """() => Array.from(document.querySelectorAll("canvas[data-chart]")).ma
 
 @pytest.fixture
 def site(tmp_path):
-    port = free_port()
-    app = make_app(f"sqlite:///{tmp_path / 'browser.db'}",
-                   PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    reset_schema(app)
+    app, port = site_app(tmp_path)
     with app.app_context():
         made, _ = seed_demo()
         assert made
@@ -100,10 +96,7 @@ def test_marketing_user_reads_the_dashboard(site):
             return page
 
         page = watched(context.new_page())
-        page.goto(f"{url}/login")
-        page.fill("input[name=email]", "marketing@demo.example")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, url, "marketing@demo.example", PASSWORD)
         page.wait_for_url(f"{url}/marketing")
 
         # 90 days: every chart is drawn from the seeded data.
