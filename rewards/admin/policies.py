@@ -80,8 +80,9 @@ def policy(program_id: int):
             status, errors, result = _preview(program, text, preview_form)
 
     text = form.document.data or ""
+    cautions = []
     if errors is None:
-        errors = drafts.errors_in(program, text)
+        errors, cautions = drafts.review(program, text)
     saved = drafts.get_draft(program)
     current = current_version(program.id)
     return render_template(
@@ -93,7 +94,7 @@ def policy(program_id: int):
         saved=saved,
         unsaved=request.method == "POST" and drafts.clean(text) != saved.text,
         problems=[drafts.split_error(message) for message in errors],
-        cautions=[drafts.split_error(message) for message in drafts.cautions_in(program, text)],
+        cautions=[drafts.split_error(message) for message in cautions],
         current=current,
         current_text=drafts.pretty_version(current) if current else "",
         same_as_current=drafts.matches_version(program, text, current),

@@ -116,20 +116,18 @@ def check_text(program: Program, text: str) -> Policy:
     return check_document(program, parse_text(clean(text)))
 
 
-def errors_in(program: Program, text: str) -> list[str]:
+def review(program: Program, text: str) -> tuple[list[str], list[str]]:
+    """(errors, cautions): every located error of the draft, or, when it is valid, what it
+    can never pay (see `policies.cautions`)."""
     try:
-        check_text(program, text)
+        policy = check_text(program, text)
     except InvalidPolicy as invalid:
-        return invalid.errors
-    return []
+        return invalid.errors, []
+    return [], cautions(policy)
 
 
-def cautions_in(program: Program, text: str) -> list[str]:
-    """What a valid draft can never pay (see `policies.cautions`); [] for an invalid one."""
-    try:
-        return cautions(check_text(program, text))
-    except InvalidPolicy:
-        return []
+def errors_in(program: Program, text: str) -> list[str]:
+    return review(program, text)[0]
 
 
 def split_error(message: str) -> tuple[str, str]:
