@@ -585,9 +585,9 @@ def make_app(url: str):
 def seed_app(app) -> list[ProgramSeed]:
     """Programs (USD, the default, and EUR), their published policies, a marketing login."""
     from rewards.extensions import db
-    from rewards.services.accounts import create_account
-    from rewards.services.policies import publish
-    from rewards.services.programs import create_program
+    from rewards.people.accounts import create_account
+    from rewards.people.programs import create_program
+    from rewards.policies.versions import publish
 
     seeds = []
     with app.app_context():
@@ -621,7 +621,7 @@ def urls(today: date) -> dict[str, str]:
 
 
 def scope_of(name: str, today: date):
-    from rewards.services.dashboard import Scope
+    from rewards.analytics.dashboard import Scope
 
     days = 90 if name == "90 days" else 365
     return Scope(None, today - timedelta(days=days - 1), today)
@@ -629,7 +629,7 @@ def scope_of(name: str, today: date):
 
 def page_calls_report(client, url: str) -> bool:
     """Whether the page at `url` calls dashboard.report() and rollups.refresh()."""
-    from rewards.services import dashboard, rollups
+    from rewards.analytics import dashboard, rollups
 
     wanted = {dashboard.report.__code__, rollups.refresh.__code__}
     seen = set()
@@ -658,9 +658,9 @@ def timed(function, repeat: int) -> Timing:
 
 
 def mark_today(app, programs: list[ProgramSeed]) -> None:
+    from rewards.analytics.rollups import touch
     from rewards.extensions import db
     from rewards.models import utcnow
-    from rewards.services.rollups import touch
 
     with app.app_context():
         for program in programs:
@@ -685,9 +685,9 @@ class Bench:
 
     def prepare(self, today: date) -> None:
         """Log in, find out whether the page is the dashboard, and set up the timed calls."""
+        from rewards.analytics.dashboard import report
+        from rewards.analytics.rollups import refresh
         from rewards.extensions import db
-        from rewards.services.dashboard import report
-        from rewards.services.rollups import refresh
 
         app = self.app
         self.client = client = app.test_client()
@@ -777,8 +777,8 @@ def print_profile(title: str, function, lines: int = 30) -> None:
 def rollup_rows(app) -> dict[str, int]:
     from sqlalchemy import func, select
 
+    from rewards.analytics.rollups import ROLLUP_TABLES
     from rewards.extensions import db
-    from rewards.services.rollups import ROLLUP_TABLES
 
     with app.app_context():
         counts = {table.__tablename__: db.session.scalar(select(func.count()).select_from(table))
@@ -807,9 +807,9 @@ def build(args, plan: Plan) -> tuple[Bench, dict]:
     """A migrated, loaded and rebuilt database for `plan`; (bench, figures of the build)."""
     from flask_migrate import upgrade
 
+    from rewards.analytics.rollups import rebuild
     from rewards.extensions import db
     from rewards.models import utcnow
-    from rewards.services.rollups import rebuild
 
     backend = "postgresql" if args.database_url else "sqlite"
     print(f"\n{backend}, {plan.clicks:,} clicks, {plan.signups:,} signups, "

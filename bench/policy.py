@@ -9,7 +9,7 @@ them on one core and prints evaluations per second against the goal (>= 20,000/s
 Exits 0 after measuring, 1 when the goal was missed.
 
 Each measurement is a function returning a `Measurement`; `main()` runs them in turn.
-`measure_replay()` times `rewards.services.simulate.simulate` replaying a draft over
+`measure_replay()` times `rewards.policies.replay.simulate` replaying a draft over
 100,000 stored purchases of the last 30 days (goal: under 10 seconds), in a temporary
 SQLite database it fills with bulk inserts first (a program, 2,000 referrers, 30,000
 referred friends, older purchases and their rewards, some refunds).
@@ -121,7 +121,7 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
 
     from rewards.extensions import db
     from rewards.models import Conversion, Customer, Program, Referral, Refund, Reward, utcnow
-    from rewards.services.policies import publish
+    from rewards.policies.versions import publish
 
     rng = random.Random(seed)
     now = utcnow()
@@ -230,7 +230,7 @@ def measure_replay(purchases: int = 100_000, seed: int = 1) -> Measurement:
     from rewards import create_app
     from rewards.extensions import db
     from rewards.models import Program
-    from rewards.services.simulate import simulate
+    from rewards.policies.replay import simulate
 
     draft = json.loads(json.dumps(EXAMPLE_DOCUMENT))
     draft["purchases"] = {"within_months": 3}

@@ -100,7 +100,7 @@ def bench_redis(url: str):
     from redis import Redis
     from redis.exceptions import RedisError
 
-    from rewards.services.clicks import STREAM
+    from rewards.attribution.clicks import STREAM
 
     client = Redis.from_url(url, socket_timeout=5)
     try:
@@ -119,7 +119,7 @@ def bench_redis(url: str):
 def drop_stream(client) -> None:
     from redis.exceptions import ResponseError
 
-    from rewards.services.clicks import GROUP, STREAM
+    from rewards.attribution.clicks import GROUP, STREAM
 
     with contextlib.suppress(ResponseError):
         client.xgroup_destroy(STREAM, GROUP)
@@ -141,9 +141,9 @@ def prepare_database(app, landing: bool) -> Seed:
     from flask_migrate import upgrade
 
     from rewards.extensions import db
-    from rewards.services.codes import primary_code
-    from rewards.services.customers import find_or_add_customer
-    from rewards.services.programs import create_program
+    from rewards.people.codes import primary_code
+    from rewards.people.customers import find_or_add_customer
+    from rewards.people.programs import create_program
 
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
@@ -161,9 +161,9 @@ def flush_and_count(app, seed: Seed) -> int:
     """Move queued clicks into the database; the number of clicks stored on the bench code."""
     from sqlalchemy import func, select
 
+    from rewards.attribution.clicks import flush_clicks
     from rewards.extensions import db
     from rewards.models import Click
-    from rewards.services.clicks import flush_clicks
 
     with app.app_context():
         flush_clicks(consumer="bench")

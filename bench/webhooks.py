@@ -212,7 +212,7 @@ def check_queue(redis_url: str) -> None:
     from redis import Redis
     from rq import Queue
 
-    from rewards.queue import QUEUE_NAME
+    from rewards.background import QUEUE_NAME
 
     waiting = len(Queue(QUEUE_NAME, connection=Redis.from_url(redis_url)))
     if waiting:
@@ -225,8 +225,8 @@ def empty_queue(redis_url: str) -> None:
     from redis import Redis
     from rq import Queue
 
+    from rewards.background import QUEUE_NAME
     from rewards.jobs import STRIPE_EVENTS_QUEUED
-    from rewards.queue import QUEUE_NAME
 
     connection = Redis.from_url(redis_url)
     Queue(QUEUE_NAME, connection=connection).empty()
@@ -245,7 +245,7 @@ def prepare(database_url: str) -> None:
         upgrade(directory=str(ROOT / "migrations"))
         from rewards.extensions import db
         from rewards.models import Program
-        from rewards.services.programs import create_program
+        from rewards.people.programs import create_program
 
         if db.session.scalar(db.select(Program.id).limit(1)) is None:
             create_program("bench-webhooks", name="Bench", currency="usd")
@@ -259,10 +259,10 @@ def seed_referrers(tag: str, count: int) -> dict[str, int]:
 
     from rewards import create_app
     from rewards.extensions import db
-    from rewards.services.codes import primary_code
-    from rewards.services.customers import find_or_add_customer
-    from rewards.services.policies import current_version, publish
-    from rewards.services.programs import default_program
+    from rewards.people.codes import primary_code
+    from rewards.people.customers import find_or_add_customer
+    from rewards.people.programs import default_program
+    from rewards.policies.versions import current_version, publish
 
     app = create_app()
     with app.app_context():
@@ -306,8 +306,8 @@ def verify_end_to_end(tag: str, plan: dict[int, str], referrers: dict[str, int],
 
     from rewards import create_app
     from rewards.extensions import db
+    from rewards.ledger.check import check_ledger
     from rewards.models import Conversion, Reward, StripeEvent
-    from rewards.services.ledger_check import check_ledger
 
     problems = []
     app = create_app()
@@ -479,7 +479,7 @@ def drop_unprocessed(run_tag: str) -> int:
 
 def end_to_end(args, workdir: Path, count: int) -> None:
     try:
-        import rewards.services.stripe_events  # noqa: F401
+        import rewards.stripe.events  # noqa: F401
     except ImportError:
         print("end to end: skipped, rewards/services/stripe_events.py is not there yet.")
         return

@@ -3,11 +3,11 @@
 from flask import Flask, jsonify, render_template, request
 
 from config import config_from_env
-
-from . import queue, security
-from .extensions import csrf, db, limiter, login_manager, migrate
-from .money import format_money
-from .privacy import mask_email
+from rewards import background as queue
+from rewards.extensions import csrf, db, limiter, login_manager, migrate
+from rewards.money import format_money
+from rewards.privacy import mask_email
+from rewards.web import security
 
 
 def create_app(config=None, overrides: dict | None = None) -> Flask:
@@ -20,9 +20,9 @@ def create_app(config=None, overrides: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "rewards-limits")
 
-    from . import models  # noqa: F401 - registers the tables
-    from .public.redirect import RedirectLane
-    from .services import clicks
+    from rewards import models  # noqa: F401 - registers the tables
+    from rewards.attribution import clicks
+    from rewards.web.public.redirect import RedirectLane
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
@@ -38,7 +38,7 @@ def create_app(config=None, overrides: dict | None = None) -> Flask:
     app.add_template_filter(format_money, "money")
     app.add_template_filter(mask_email, "mask_email")
 
-    from .cli import rewards_cli
+    from rewards.cli import rewards_cli
 
     app.cli.add_command(rewards_cli)
     return app
@@ -51,14 +51,14 @@ def _migrations_dir():
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .admin import bp as admin_bp
-    from .api import bp as api_bp
-    from .auth import bp as auth_bp
-    from .coordinator import bp as coordinator_bp
-    from .marketing import bp as marketing_bp
-    from .portal import bp as portal_bp
-    from .public import bp as public_bp
-    from .webhooks import bp as webhooks_bp
+    from rewards.web.admin import bp as admin_bp
+    from rewards.web.api import bp as api_bp
+    from rewards.web.auth import bp as auth_bp
+    from rewards.web.coordinator import bp as coordinator_bp
+    from rewards.web.marketing import bp as marketing_bp
+    from rewards.web.portal import bp as portal_bp
+    from rewards.web.public import bp as public_bp
+    from rewards.web.webhooks import bp as webhooks_bp
 
     for bp in (public_bp, auth_bp, portal_bp, admin_bp, coordinator_bp, marketing_bp, api_bp,
                webhooks_bp):
@@ -97,7 +97,7 @@ def _register_errors(app: Flask) -> None:
 
     from flask_wtf.csrf import CSRFError
 
-    from .services.errors import ServiceError
+    from rewards.errors import ServiceError
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):

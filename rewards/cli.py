@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from .services.accounts import create_account
-from .services.apikeys import create_api_key
-from .services.errors import ServiceError
-from .services.programs import create_program
+from rewards.errors import ServiceError
+from rewards.people.accounts import create_account
+from rewards.people.apikeys import create_api_key
+from rewards.people.programs import create_program
 
 rewards_cli = AppGroup("rewards", help="Referral rewards commands.")
 
@@ -80,9 +80,9 @@ def create_program_command(slug, name, currency, window_days, attribution, desti
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 def publish_policy_command(slug, path):
     """Validate a policy document and publish it as the program's next version."""
-    from .policies import cautions, parse_policy
-    from .services.policies import InvalidPolicy, publish
-    from .services.programs import get_program
+    from rewards.people.programs import get_program
+    from rewards.policies import cautions, parse_policy
+    from rewards.policies.versions import InvalidPolicy, publish
 
     try:
         document = json.loads(Path(path).read_text())
@@ -105,7 +105,7 @@ def publish_policy_command(slug, path):
 @rewards_cli.command("check-ledger")
 def check_ledger_command():
     """Verify the money invariants; exit 1 with a line per breach."""
-    from .services.ledger_check import check_ledger
+    from rewards.ledger.check import check_ledger
 
     breaches = check_ledger()
     for breach in breaches:
@@ -118,7 +118,7 @@ def check_ledger_command():
 @rewards_cli.command("seed-demo")
 def seed_demo_command():
     """A demo program with customers, clicks, signups and purchases, and demo logins."""
-    from .demo import seed_demo
+    from rewards.demo import seed_demo
 
     made, logins = seed_demo()
     click.echo("Seeded the demo program." if made else "The demo program is already there.")
@@ -130,7 +130,7 @@ def seed_demo_command():
 @rewards_cli.command("sweep")
 def sweep_command():
     """Re-enqueue work that waited too long; safe to run any time."""
-    from .jobs import sweep
+    from rewards.jobs import sweep
 
     result = sweep()
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in result.items()))
@@ -142,9 +142,9 @@ def rebuild_rollups_command(slug):
     """Recount the dashboard's daily rollups from the raw rows, a month at a time."""
     from sqlalchemy import select
 
-    from .extensions import db
-    from .models import Program
-    from .services.rollups import rebuild
+    from rewards.analytics.rollups import rebuild
+    from rewards.extensions import db
+    from rewards.models import Program
 
     query = select(Program.id)
     if slug:
@@ -169,7 +169,7 @@ def stripe_replay_command(since):
     Events already stored are skipped, so running it twice changes nothing."""
     from datetime import UTC, datetime
 
-    from . import stripe_gateway
+    from rewards.stripe import gateway as stripe_gateway
 
     try:
         day = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
@@ -194,7 +194,7 @@ def stripe_replay_command(since):
 
 def _read_stripe_events(since: int) -> list[dict]:
     """Every event since `since`, oldest first, so purchases come before their refunds."""
-    from .stripe_gateway import list_events
+    from rewards.stripe.gateway import list_events
 
     events: list[dict] = []
     after = None
@@ -213,9 +213,9 @@ def _replay_events(events: list[dict]) -> tuple[int, int, dict[str, int]]:
     """Store each event once and process the new ones: (new, already stored, outcomes)."""
     from collections import Counter
 
-    from .extensions import db
-    from .models import StripeEvent
-    from .services.stripe_events import ingest, process
+    from rewards.extensions import db
+    from rewards.models import StripeEvent
+    from rewards.stripe.events import ingest, process
 
     new = stored = 0
     outcomes: Counter = Counter()
@@ -246,9 +246,9 @@ def simulate_command(slug, path, days):
     """Replay a draft policy over recent purchases and compare it with what was paid.
 
     Writes nothing."""
-    from .services.policies import InvalidPolicy
-    from .services.programs import get_program
-    from .services.simulate import simulate
+    from rewards.people.programs import get_program
+    from rewards.policies.replay import simulate
+    from rewards.policies.versions import InvalidPolicy
 
     try:
         document = json.loads(Path(path).read_text())
@@ -294,7 +294,7 @@ class _ProgressBar:
 
 def _change(value: int | None, currency: str | None = None) -> str:
     """A change with its sign: "+$5.00", "-3", "0"; "—" when there is nothing to compare."""
-    from .money import format_money
+    from rewards.money import format_money
 
     if value is None:
         return "—"
@@ -304,7 +304,7 @@ def _change(value: int | None, currency: str | None = None) -> str:
 
 def simulation_table(result) -> list[str]:
     """The simulation as lines of text: one block per currency, then the top referrers."""
-    from .money import format_money
+    from rewards.money import format_money
 
     def money(value: int | None, currency: str) -> str:
         return "—" if value is None else format_money(value, currency)

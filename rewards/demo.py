@@ -6,18 +6,18 @@ from datetime import timedelta
 import shortuuid
 from sqlalchemy import select
 
-from .extensions import db
-from .models import Account, Program, utcnow
-from .services.accounts import create_account
-from .services.clicks import hash_ip, insert_clicks
-from .services.codes import primary_code
-from .services.conversions import NewConversion, record_conversion, request_hash
-from .services.customers import find_or_add_customer
-from .services.ledger import release_due
-from .services.payouts import propose
-from .services.policies import publish
-from .services.programs import create_program
-from .services.signups import attribute_signup
+from rewards.attribution.clicks import hash_ip, insert_clicks
+from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
+from rewards.attribution.signups import attribute_signup
+from rewards.extensions import db
+from rewards.ledger.lines import release_due
+from rewards.models import Account, Program, utcnow
+from rewards.payouts.lifecycle import propose
+from rewards.people.accounts import create_account
+from rewards.people.codes import primary_code
+from rewards.people.customers import find_or_add_customer
+from rewards.people.programs import create_program
+from rewards.policies.versions import publish
 
 PASSWORD = "tulip-harbor-42"  # noqa: S105 - the demo's published password
 LOGINS = [

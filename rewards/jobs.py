@@ -11,9 +11,9 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from .extensions import db
-from .models import Conversion, utcnow
-from .queue import get_queue, redis_connection
+from rewards.background import get_queue, redis_connection
+from rewards.extensions import db
+from rewards.models import Conversion, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +47,28 @@ def enqueue(func, *ids) -> None:
 
 def process_conversion(conversion_id: int) -> bool:
     """Compute an attributed purchase's rewards, once; False when already done."""
-    from .services.rewards import reward_conversion
+    from rewards.ledger.compute import reward_conversion
 
     return reward_conversion(conversion_id)
 
 
 def send_payout(payout_id: int) -> str:
     """Send an approved payout through Stripe; only one copy of the job calls Stripe."""
-    from .services.payouts import send
+    from rewards.payouts.lifecycle import send
 
     return send(payout_id)
 
 
 def resume_payout(payout_id: int) -> str:
     """Finish a payout whose sender died: record what Stripe made, or send it."""
-    from .services.payouts import send
+    from rewards.payouts.lifecycle import send
 
     return send(payout_id, resume=True)
 
 
 def process_stripe_event(event_row_id: int) -> str:
     """Apply a stored Stripe event; safe twice (its status moves by compare-and-set)."""
-    from .services.stripe_events import process
+    from rewards.stripe.events import process
 
     return process(event_row_id)
 
@@ -80,7 +80,7 @@ def process_stripe_events(event_row_ids: list[int] | None = None) -> int:
     the other) share the work and apply each event once. `event_row_ids` (from `sweep`):
     these events are applied first, in batches, whichever of received, waiting or failed
     they are."""
-    from .services.stripe_events import process_many, process_received
+    from rewards.stripe.events import process_many, process_received
 
     redis = redis_connection()
     if redis is not None:
@@ -103,7 +103,7 @@ def process_stripe_events(event_row_ids: list[int] | None = None) -> int:
 def reward_purchases(conversion_ids: list[int]) -> int:
     """Compute the rewards of these attributed purchases, each once (a compare-and-set on
     `processed_at`); returns how many were computed. One that fails is left to the sweep."""
-    from .services.rewards import reward_many
+    from rewards.ledger.compute import reward_many
 
     return reward_many(conversion_ids)
 
@@ -146,13 +146,13 @@ def queue_stripe_events() -> bool:
 
 
 def flush_clicks() -> int:
-    from .services.clicks import flush_clicks as flush
+    from rewards.attribution.clicks import flush_clicks as flush
 
     return flush()
 
 
 def refresh_rollups() -> int:
-    from .services.rollups import refresh
+    from rewards.analytics.rollups import refresh
 
     return refresh()
 
@@ -170,8 +170,8 @@ def sweep() -> dict:
     db.session.rollback()
     for conversion_id in waiting:
         enqueue(process_conversion, conversion_id)
-    from .services import payouts
-    from .services.ledger import release_due
+    from rewards.ledger.lines import release_due
+    from rewards.payouts import lifecycle as payouts
 
     released = release_due()
     db.session.commit()
@@ -182,7 +182,7 @@ def sweep() -> dict:
         enqueue(send_payout, payout_id)
     for payout_id in resume_ids:
         enqueue(resume_payout, payout_id)
-    from .services.stripe_events import requeue_ids
+    from rewards.stripe.events import requeue_ids
 
     stripe_events = requeue_ids(utcnow() - STRIPE_EVENT_STALE_AFTER)
     db.session.rollback()

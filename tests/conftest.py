@@ -13,9 +13,9 @@ from sqlalchemy import text
 from config import TestingConfig, database_url
 from rewards import create_app
 from rewards.extensions import db, limiter
-from rewards.services.accounts import create_account
-from rewards.services.apikeys import create_api_key
-from rewards.services.programs import create_program
+from rewards.people.accounts import create_account
+from rewards.people.apikeys import create_api_key
+from rewards.people.programs import create_program
 
 from .fake_stripe import FakeStripe, serve
 
@@ -176,7 +176,7 @@ def as_role(app, make_user):
 @pytest.fixture
 def stripe_fake(app, monkeypatch):
     """The app talking to a local fake Stripe (tests/fake_stripe.py) for this test."""
-    from rewards import stripe_gateway
+    from rewards.stripe import gateway as stripe_gateway
 
     fake = FakeStripe()
     server = serve(fake)
@@ -191,7 +191,7 @@ def stripe_fake(app, monkeypatch):
 def referrer_code(app, api, program):
     """A referrer's referral code, under the Stripe tests' policy (10% to the referrer)."""
     from rewards.models import Program
-    from rewards.services import policies
+    from rewards.policies import versions as policies
 
     from .stripe_kit import POLICY
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from rewards.extensions import db
 from rewards.models import Account, PolicyDraft, PolicyVersion, Program
-from rewards.services import policy_drafts
-from rewards.services.policies import publish
+from rewards.policies import drafts as policy_drafts
+from rewards.policies.versions import publish
 
 from .conftest import csrf_token, login
 

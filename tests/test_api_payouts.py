@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from rewards.api.views import MAX_PAYOUTS
 from rewards.extensions import db
 from rewards.models import Customer, Payout, utcnow
+from rewards.web.api.views import MAX_PAYOUTS
 
 FIELDS = {"id", "customer", "amount", "currency", "status", "method", "reference",
           "created_at", "paid_at"}

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from rewards.extensions import db
 from rewards.models import Account, ReferralCode, Signup
-from rewards.services.passwords import password_problem
+from rewards.people.passwords import password_problem
 
 from .conftest import PASSWORD, csrf_token, login
 
@@ -128,8 +128,8 @@ def test_login_still_works_when_the_limits_store_is_down(tmp_path):
                    RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
     reset_schema(app)
     with app.app_context():
-        from rewards.services.accounts import create_account
-        from rewards.services.programs import create_program
+        from rewards.people.accounts import create_account
+        from rewards.people.programs import create_program
 
         create_program("p", name="P", currency="usd")
         create_account("c@example.com", PASSWORD, "customer", "C")

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.browser
 def site(tmp_path):
     app, port = site_app(tmp_path)
     with app.app_context():
-        from rewards.services.accounts import create_account
-        from rewards.services.programs import create_program
+        from rewards.people.accounts import create_account
+        from rewards.people.programs import create_program
 
         create_program("shop", name="Harbor Coffee", currency="usd",
                        landing_offer="Get $10 off your first bag.")

@@ -19,10 +19,10 @@ def site(tmp_path):
     Ben referred Hana. Every reward is available; no payout is proposed yet."""
     app, port = site_app(tmp_path)
     with app.app_context():
-        from rewards.services.accounts import create_account
-        from rewards.services.apikeys import create_api_key
-        from rewards.services.policies import publish
-        from rewards.services.programs import create_program
+        from rewards.people.accounts import create_account
+        from rewards.people.apikeys import create_api_key
+        from rewards.people.programs import create_program
+        from rewards.policies.versions import publish
 
         program = create_program("shop", name="Harbor Coffee", currency="usd")
         publish(program, {"currency": "usd", "hold_days": 0, "referrer": {"fixed": 1000}})

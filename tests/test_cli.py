@@ -78,8 +78,8 @@ def test_seed_demo_makes_a_living_program_once(app):
         newest = db.session.scalar(select(func.max(Conversion.occurred_at)))
         assert (newest - oldest).days >= 20
         totals = count(Customer), count(Click), count(Conversion)
+        from rewards.ledger.check import check_ledger
         from rewards.models import Payout, Reward
-        from rewards.services.ledger_check import check_ledger
 
         assert count(Reward) >= 10
         awaiting = db.session.scalars(select(Payout.status)).all()

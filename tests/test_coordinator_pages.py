@@ -23,8 +23,8 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.services import payouts
-from rewards.services.policies import publish
+from rewards.payouts import lifecycle as payouts
+from rewards.policies.versions import publish
 
 from .conftest import csrf_token, login
 
@@ -399,7 +399,7 @@ def test_csv_cells_cannot_run_as_formulas(app, queue, coordinator):
     [row] = read_csv(coordinator.get("/coordinator/payouts.csv?min=15"))
     assert row["customer_external_id"] == '\'=HYPERLINK("http://evil.example","x")'
     assert row["email"] == "'+***@example.com"
-    from rewards.csv_export import safe_cell
+    from rewards.web.downloads import safe_cell
 
     for risky in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(risky) == "'" + risky

@@ -33,13 +33,13 @@ def test_every_post_without_a_token_is_refused(app, program, make_user):
 def test_every_post_form_on_every_page_carries_a_token(app, program, make_user):
     from rewards.extensions import db
     from rewards.models import Program
-    from rewards.services.customers import find_or_add_customer
+    from rewards.people.customers import find_or_add_customer
 
     with app.app_context():
         find_or_add_customer(db.session.get(Program, program), "c-1", "c1@example.com", "Cy")
         db.session.commit()
         from rewards.models import Customer
-        from rewards.services.codes import primary_code
+        from rewards.people.codes import primary_code
 
         code = primary_code(db.session.query(Customer).first()).code
     pages = [(area, path) for area, method, path, _ in routes(app)

@@ -15,11 +15,11 @@ import pytest
 import shortuuid
 from sqlalchemy import select
 
+from rewards.attribution.clicks import insert_clicks
 from rewards.extensions import db
 from rewards.models import Program, ReferralCode, utcnow
-from rewards.services.clicks import insert_clicks
-from rewards.services.policies import publish
-from rewards.services.programs import create_program
+from rewards.people.programs import create_program
+from rewards.policies.versions import publish
 
 from .conftest import login
 from .test_ledger import make_due, pay_all
@@ -330,7 +330,7 @@ def test_the_top_figures_compare_with_the_days_just_before(world, marketing):
     (None, 0.5, True, None), (0.5, None, True, None),
 ])
 def test_a_change_reads_as_people_say_it(now, before, rate, shown):
-    from rewards.marketing.views import change
+    from rewards.web.marketing.views import change
 
     assert change(now, before, rate=rate) == shown
 

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select, update
 
+from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
+from rewards.attribution.signups import record_signup
+from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
+from rewards.fraud import signals as fraud
+from rewards.ledger.check import check_ledger
+from rewards.ledger.compute import reward_conversion
 from rewards.models import (
     Account,
     AuditEntry,
@@ -22,15 +28,10 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.services import fraud, payouts
-from rewards.services.accounts import create_account, register_customer
-from rewards.services.codes import primary_code
-from rewards.services.conversions import NewConversion, record_conversion, request_hash
-from rewards.services.errors import Conflict, ServiceError
-from rewards.services.ledger_check import check_ledger
-from rewards.services.policies import publish
-from rewards.services.rewards import reward_conversion
-from rewards.services.signups import record_signup
+from rewards.payouts import lifecycle as payouts
+from rewards.people.accounts import create_account, register_customer
+from rewards.people.codes import primary_code
+from rewards.policies.versions import publish
 
 from .conftest import PASSWORD, csrf_token, login
 

@@ -6,13 +6,13 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import func, select, update
 
+from rewards.attribution.clicks import STREAM, flush_clicks
+from rewards.background import get_queue
 from rewards.extensions import db
 from rewards.jobs import process_conversion, sweep
 from rewards.models import Click, Conversion, utcnow
-from rewards.queue import get_queue
-from rewards.services.apikeys import create_api_key
-from rewards.services.clicks import STREAM, flush_clicks
-from rewards.services.programs import create_program
+from rewards.people.apikeys import create_api_key
+from rewards.people.programs import create_program
 
 from .conftest import make_app
 

@@ -9,11 +9,11 @@ from sqlalchemy import select, update
 
 from rewards.extensions import db
 from rewards.jobs import sweep
+from rewards.ledger import lines as ledger
+from rewards.ledger.check import check_ledger
+from rewards.ledger.compute import reward_conversion
 from rewards.models import Adjustment, Balance, Conversion, PolicyVersion, Program, Reward, utcnow
-from rewards.services import ledger
-from rewards.services.ledger_check import check_ledger
-from rewards.services.policies import publish
-from rewards.services.rewards import reward_conversion
+from rewards.policies.versions import publish
 
 POLICY = {"currency": "usd", "hold_days": 30, "purchases": "all",
           "referrer": {"percent_bps": 1000, "cap": 1000}, "friend": {"fixed": 500}}
@@ -260,7 +260,7 @@ def test_the_portal_lists_rewards_and_balances(app, api, referred, make_user):
     buy(api)
     with app.app_context():
         from rewards.models import Account, Customer
-        from rewards.services.accounts import create_account
+        from rewards.people.accounts import create_account
 
         create_account("ref@example.com", "correct-horse-battery", "customer", "Rita")
         account = db.session.scalar(select(Account).filter_by(email="ref@example.com"))

@@ -10,17 +10,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from sqlalchemy import select, update
 
+from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
+from rewards.attribution.signups import attribute_signup
 from rewards.extensions import db
 from rewards.jobs import sweep
+from rewards.ledger import lines as ledger
+from rewards.ledger.check import check_ledger
+from rewards.ledger.refunds import record_refund
 from rewards.models import Balance, Conversion, Program, Reward, utcnow
-from rewards.services import ledger
-from rewards.services.conversions import NewConversion, record_conversion, request_hash
-from rewards.services.customers import find_or_add_customer
-from rewards.services.ledger_check import check_ledger
-from rewards.services.policies import publish
-from rewards.services.programs import create_program
-from rewards.services.refunds import record_refund
-from rewards.services.signups import attribute_signup
+from rewards.people.customers import find_or_add_customer
+from rewards.people.programs import create_program
+from rewards.policies.versions import publish
 
 from .machines import AppMachine, machine_app
 
@@ -153,7 +153,7 @@ class LedgerMachine(AppMachine):
 
 
 def ledger_code(customer):
-    from rewards.services.codes import primary_code
+    from rewards.people.codes import primary_code
 
     return primary_code(customer).code
 

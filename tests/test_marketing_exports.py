@@ -10,13 +10,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import insert, select, update
 
+from rewards.analytics import exports as marketing_exports
+from rewards.analytics import rollups
+from rewards.analytics.dashboard import REWARD_STATUSES, Scope, report
 from rewards.extensions import db
 from rewards.models import Conversion, Customer, Program, Referral, Reward, utcnow
 from rewards.money import exponent
-from rewards.services import marketing_exports, rollups
-from rewards.services.dashboard import REWARD_STATUSES, Scope, report
-from rewards.services.policies import publish
-from rewards.services.programs import create_program
+from rewards.people.programs import create_program
+from rewards.policies.versions import publish
 
 from .test_ledger import make_due, pay_all
 
@@ -360,7 +361,7 @@ def test_cells_cannot_run_as_formulas_but_numbers_stay_numbers(world, marketing)
     body = marketing.get(f"/marketing/export/raw/referrals.csv?{query(world)}").get_data(
         as_text=True)
     assert '"\'=HYPERLINK(""http://evil.example"",""x"")"' in body
-    from rewards.csv_export import safe_cell
+    from rewards.web.downloads import safe_cell
 
     assert safe_cell(Decimal("-2.50")) == "-2.50" and safe_cell(-3) == "-3"
     assert safe_cell("-2.50") == "'-2.50"  # text is text, whatever it looks like

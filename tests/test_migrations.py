@@ -11,10 +11,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from rewards.analytics import tallies
+from rewards.analytics.rollups import refresh
 from rewards.extensions import db
 from rewards.models import DailyReferrerTally, DailyTraffic
-from rewards.services import tallies
-from rewards.services.rollups import refresh
 
 from .conftest import make_app, need_service
 

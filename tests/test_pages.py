@@ -9,7 +9,7 @@ from config import ProductionConfig
 from rewards import create_app
 from rewards.extensions import db
 from rewards.models import Account, Program, Referral, ReferralCode
-from rewards.services.codes import primary_code
+from rewards.people.codes import primary_code
 
 from .conftest import PASSWORD, csrf_token, login
 
@@ -106,9 +106,9 @@ def test_admin_sets_a_vanity_code(app, as_role, referrer):
 
 
 def test_vanity_codes_are_unique_ignoring_case(app, as_role, make_user, referrer):
+    from rewards.errors import Conflict
     from rewards.models import Customer
-    from rewards.services.codes import set_vanity_code
-    from rewards.services.errors import Conflict
+    from rewards.people.codes import set_vanity_code
 
     with app.app_context():
         first, = db.session.scalars(select(Customer)).all()
@@ -173,7 +173,7 @@ def test_error_pages(sqlite_app):
 
 
 def test_user_text_is_escaped(app, as_role, program):
-    from rewards.services.customers import find_or_add_customer
+    from rewards.people.customers import find_or_add_customer
 
     with app.app_context():
         find_or_add_customer(db.session.get(Program, program), "x-1", "x@example.com",

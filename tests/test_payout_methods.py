@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, Customer, Payout, utcnow
-from rewards.services import payout_methods
-from rewards.services.errors import ServiceError
+from rewards.payouts import methods as payout_methods
 
 from .conftest import csrf_token, login
 

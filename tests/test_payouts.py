@@ -6,8 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from rewards.errors import Conflict
 from rewards.extensions import db
 from rewards.jobs import sweep
+from rewards.ledger import lines as ledger
+from rewards.ledger.check import check_ledger
 from rewards.models import (
     Account,
     Adjustment,
@@ -18,11 +21,9 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.services import ledger, payouts
-from rewards.services.accounts import create_account
-from rewards.services.errors import Conflict
-from rewards.services.ledger_check import check_ledger
-from rewards.services.policies import publish
+from rewards.payouts import lifecycle as payouts
+from rewards.people.accounts import create_account
+from rewards.policies.versions import publish
 
 from .conftest import PASSWORD
 

@@ -8,13 +8,13 @@ import re
 import pytest
 from sqlalchemy import select
 
-from rewards.admin.forms import to_major, to_minor
+from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, ApiKey, AuditEntry, Program
-from rewards.services.apikeys import create_api_key
-from rewards.services.errors import ServiceError
-from rewards.services.policies import publish
-from rewards.services.programs import create_program, update_program
+from rewards.people.apikeys import create_api_key
+from rewards.people.programs import create_program, update_program
+from rewards.policies.versions import publish
+from rewards.web.admin.forms import to_major, to_minor
 
 from .conftest import csrf_token, login
 

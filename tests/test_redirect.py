@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from rewards.extensions import db
 from rewards.models import Click, Customer, Program
-from rewards.public.visitor import COOKIE
-from rewards.services.codes import primary_code
-from rewards.services.customers import find_or_add_customer
-from rewards.services.programs import update_program
+from rewards.people.codes import primary_code
+from rewards.people.customers import find_or_add_customer
+from rewards.people.programs import update_program
+from rewards.web.public.visitor import COOKIE
 
 from .conftest import PASSWORD, login
 
@@ -97,7 +97,7 @@ def test_unknown_code_goes_to_the_default_programs_destination(app, client, prog
 
 def test_a_referrers_own_click_is_not_counted(app, code):
     with app.app_context():
-        from rewards.services.accounts import create_account
+        from rewards.people.accounts import create_account
 
         create_account("ref@example.com", PASSWORD, "customer", "Rita Ref")
         owner = db.session.scalar(select(Customer).filter_by(email="ref@example.com"))
@@ -121,7 +121,7 @@ def test_a_referrers_own_click_is_not_counted(app, code):
 ])
 def test_destinations_off_the_allowed_domain_are_refused(app, program, destination):
     with app.app_context():
-        from rewards.services.errors import ServiceError
+        from rewards.errors import ServiceError
 
         with pytest.raises(ServiceError) as refused:
             update_program(db.session.get(Program, program), destination_url=destination,

@@ -24,16 +24,16 @@ from werkzeug.http import dump_cookie
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from rewards.attribution import clicks as clicks_module
+from rewards.attribution.click_sender import ClickSender
+from rewards.attribution.clicks import STREAM, flush_clicks, hash_ip
 from rewards.extensions import db
 from rewards.models import Click, Program
-from rewards.public import redirect as lane_module
-from rewards.public.visitor import sign_visitor_id
-from rewards.public.visitor import visitor_cookie as visitor_cookie_header
-from rewards.services import clicks as clicks_module
-from rewards.services.click_sender import ClickSender
-from rewards.services.clicks import STREAM, flush_clicks, hash_ip
-from rewards.services.codes import forget, primary_code
-from rewards.services.customers import find_or_add_customer
+from rewards.people.codes import forget, primary_code
+from rewards.people.customers import find_or_add_customer
+from rewards.web.public import redirect as lane_module
+from rewards.web.public.visitor import sign_visitor_id
+from rewards.web.public.visitor import visitor_cookie as visitor_cookie_header
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 

@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from rewards.analytics import rollups, sketches, tallies
+from rewards.attribution.clicks import insert_clicks
 from rewards.extensions import db
 from rewards.models import Program, utcnow
 from rewards.models.rollups import DailyTraffic, RollupMark
-from rewards.services import rollups, sketches, tallies
-from rewards.services.clicks import insert_clicks
-from rewards.services.codes import primary_code
-from rewards.services.customers import find_or_add_customer
+from rewards.people.codes import primary_code
+from rewards.people.customers import find_or_add_customer
 
 from .test_rollups_property import expected_rollups, stored_rollups
 

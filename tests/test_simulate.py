@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from rewards.extensions import db
+from rewards.ledger.compute import month_start
 from rewards.models import (
     Adjustment,
     Balance,
@@ -17,9 +18,8 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.services.policies import InvalidPolicy, publish
-from rewards.services.rewards import month_start
-from rewards.services.simulate import per_customer, simulate
+from rewards.policies.replay import per_customer, simulate
+from rewards.policies.versions import InvalidPolicy, publish
 
 from .conftest import csrf_token
 

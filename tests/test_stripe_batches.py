@@ -10,13 +10,13 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from rewards import jobs
+from rewards.background import get_queue
 from rewards.extensions import db
 from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events, reward_purchases
+from rewards.ledger.check import check_ledger
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
-from rewards.queue import get_queue
-from rewards.services import stripe_events as stripe_events_service
-from rewards.services.ledger_check import check_ledger
-from rewards.services.stripe_events import process, process_received, store
+from rewards.stripe import events as stripe_events_service
+from rewards.stripe.events import process, process_received, store
 
 from .conftest import make_app
 from .stripe_kit import SECRETS, charge_refunded, checkout, deliver

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from rewards.extensions import db
+from rewards.fraud import signals as fraud
+from rewards.ledger.check import check_ledger
 from rewards.models import (
     Account,
     Balance,
@@ -22,9 +24,7 @@ from rewards.models import (
     StripeEvent,
     utcnow,
 )
-from rewards.services import fraud
-from rewards.services.ledger_check import check_ledger
-from rewards.services.stripe_events import ingest, process
+from rewards.stripe.events import ingest, process
 
 from .stripe_kit import (
     SECRETS,

@@ -96,7 +96,7 @@ def test_replay_stores_and_processes_then_changes_nothing(app, held_events, stri
 
 
 def test_list_events_pages_through_the_fake(app, held_events, stripe_fake):
-    from rewards.stripe_gateway import list_events
+    from rewards.stripe.gateway import list_events
 
     since = int(datetime.strptime(held_events, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())
     with app.app_context():

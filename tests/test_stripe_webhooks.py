@@ -10,11 +10,11 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import func, select, update
 
+from rewards.background import get_queue
 from rewards.extensions import db
 from rewards.jobs import sweep
 from rewards.models import Conversion, Reward, StripeEvent, utcnow
-from rewards.queue import get_queue
-from rewards.webhooks.signature import SignatureError, verify
+from rewards.stripe.signature import SignatureError, verify
 
 from .conftest import make_app, need_service
 from .stripe_kit import SECRETS, body, checkout, deliver, event, sign

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from rewards.attribution import unmatched as inbox
+from rewards.errors import Conflict, NotFound, ServiceError
 from rewards.extensions import db
 from rewards.models import AuditEntry, Conversion, Customer, Program, Referral, Reward, Signup
-from rewards.services import unmatched as inbox
-from rewards.services.errors import Conflict, NotFound, ServiceError
-from rewards.services.policies import publish
+from rewards.policies.versions import publish
 
 from .conftest import csrf_token
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from rq import Worker
 from sqlalchemy import func, select
 
+from rewards.background import get_queue
 from rewards.extensions import db
 from rewards.models import Click, Conversion
-from rewards.queue import get_queue
 
 from .test_jobs import purchase, redis_app, setup_referrer  # noqa: F401
 

@@ -19,9 +19,9 @@ import sys
 import threading
 
 from rewards import create_app
+from rewards.analytics.rollups import refresh as refresh_rollups
+from rewards.attribution.clicks import flush_clicks
 from rewards.jobs import enqueue, sweep
-from rewards.services.clicks import flush_clicks
-from rewards.services.rollups import refresh as refresh_rollups
 from worker.processes import helper, serve
 
 log = logging.getLogger("worker")

@@ -9,7 +9,7 @@ import time
 from rq import SimpleWorker
 
 from rewards import create_app
-from rewards.queue import get_queue, redis_connection
+from rewards.background import get_queue, redis_connection
 
 
 def serve(app, *, with_scheduler: bool) -> None:

@@ -1,7 +1,7 @@
 """All tables, grouped by domain. Importing this module registers them with the metadata."""
 
-from .drafts import PolicyDraft
-from .ledger import (
+from rewards.models.drafts import PolicyDraft
+from rewards.models.ledger import (
     BALANCE_COLUMNS,
     REWARD_STATUSES,
     Adjustment,
@@ -10,7 +10,7 @@ from .ledger import (
     Refund,
     Reward,
 )
-from .payouts import (
+from rewards.models.payouts import (
     LIVE_PAYOUT,
     PAYOUT_METHODS,
     PAYOUT_STATUSES,
@@ -20,10 +20,10 @@ from .payouts import (
     Payout,
     PayoutApproval,
 )
-from .people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
-from .programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
-from .referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
-from .rollups import (
+from rewards.models.people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
+from rewards.models.programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
+from rewards.models.referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
+from rewards.models.rollups import (
     DailyChannel,
     DailyHost,
     DailyReferrerTally,
@@ -32,8 +32,8 @@ from .rollups import (
     DailyTraffic,
     RollupMark,
 )
-from .stripe_events import EVENT_STATUSES, Dispute, StripeEvent
-from .types import utcnow
+from rewards.models.stripe import EVENT_STATUSES, Dispute, StripeEvent
+from rewards.models.types import utcnow
 
 __all__ = [
     "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "EVENT_STATUSES", "LIVE_PAYOUT", "MATCHED_BY",

@@ -3,8 +3,8 @@
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import UTCDateTime, utcnow
 
 
 class PolicyDraft(db.Model):

@@ -10,8 +10,8 @@ currency and status, kept in step in the same transaction as every line change.
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import BigId, UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import BigId, UTCDateTime, utcnow
 
 REWARD_STATUSES = ("pending", "available", "on_hold", "in_payout", "paid", "reversed",
                    "rejected")

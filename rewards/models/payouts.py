@@ -3,8 +3,8 @@
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import BigId, UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import BigId, UTCDateTime, utcnow
 
 PAYOUT_STATUSES = ("awaiting_approval", "approved", "processing", "paid", "failed",
                    "needs_attention", "rejected")

@@ -4,8 +4,8 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import UTCDateTime, utcnow
 
 ROLES = ("admin", "coordinator", "marketing", "customer")
 STAFF_ROLES = ("admin", "coordinator", "marketing")

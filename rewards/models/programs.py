@@ -3,8 +3,8 @@
 from sqlalchemy import BigInteger, CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import UTCDateTime, utcnow
 
 ATTRIBUTION_MODELS = ("last", "first")
 PAYOUT_SCHEDULES = ("on_demand", "weekly", "monthly")

@@ -3,8 +3,8 @@
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from .types import BigId, UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import BigId, UTCDateTime, utcnow
 
 # How an attribution was made, in the order they are tried.
 MATCHED_BY = ("code", "visitor", "signup")

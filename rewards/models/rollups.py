@@ -8,8 +8,8 @@ rewards count on the day of the purchase, so a later refund changes that day's r
 from sqlalchemy import BigInteger, Date, ForeignKey, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .types import BigId, UTCDateTime, utcnow
+from rewards.extensions import db
+from rewards.models.types import BigId, UTCDateTime, utcnow
 
 
 class RollupMark(db.Model):

@@ -1,8 +1,0 @@
-from flask import Blueprint
-
-from ..security import require_roles
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-bp.before_request(require_roles("admin"))
-
-from . import policies, simulate, stripe, views  # noqa: E402,F401

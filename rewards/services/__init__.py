@@ -1,1 +1,0 @@
-"""Every transaction that changes state lives here; views and jobs call these functions."""
