@@ -226,13 +226,13 @@ def empty_queue(redis_url: str) -> None:
     from rq import Queue
 
     from rewards.background import QUEUE_NAME
-    from rewards.jobs import STRIPE_EVENTS_QUEUED
+    from rewards.stripe.events import QUEUED_KEY
 
     connection = Redis.from_url(redis_url)
     Queue(QUEUE_NAME, connection=connection).empty()
     # The webhook's "a batch job is queued" mark went with the queue: without this the next
-    # events would queue no job until the mark expires (STRIPE_EVENTS_QUEUED_SECONDS).
-    connection.delete(STRIPE_EVENTS_QUEUED)
+    # events would queue no job until the mark expires (QUEUED_SECONDS in rewards.stripe.events).
+    connection.delete(QUEUED_KEY)
 
 
 def prepare(database_url: str) -> None:

@@ -130,7 +130,7 @@ def seed_demo_command():
 @rewards_cli.command("sweep")
 def sweep_command():
     """Re-enqueue work that waited too long; safe to run any time."""
-    from rewards.jobs import sweep
+    from rewards.sweep import sweep
 
     result = sweep()
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in result.items()))

@@ -10,7 +10,7 @@ from rewards.attribution.clicks import hash_ip, insert_clicks
 from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
 from rewards.attribution.signups import attribute_signup
 from rewards.extensions import db
-from rewards.ledger.lines import release_due
+from rewards.ledger.holds import release_due
 from rewards.models import Account, Program, utcnow
 from rewards.payouts.lifecycle import propose
 from rewards.people.accounts import create_account

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
-from rewards.attribution.signups import record_signup
+from rewards.attribution.signups import record_signup, register_customer
 from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
+from rewards.fraud import emails, review
 from rewards.fraud import signals as fraud
 from rewards.ledger.check import check_ledger
 from rewards.ledger.compute import reward_conversion
@@ -29,7 +30,7 @@ from rewards.models import (
     utcnow,
 )
 from rewards.payouts import lifecycle as payouts
-from rewards.people.accounts import create_account, register_customer
+from rewards.people.accounts import create_account
 from rewards.people.codes import primary_code
 from rewards.policies.versions import publish
 
@@ -109,12 +110,12 @@ def coordinator(app) -> int:
 
 def clear(app, signal_id, account_id):
     with app.app_context():
-        return fraud.clear(signal_id, db.session.get(Account, account_id)).status
+        return review.clear(signal_id, db.session.get(Account, account_id)).status
 
 
 def reject(app, signal_id, account_id, reason="The friend is the referrer."):
     with app.app_context():
-        return fraud.reject(signal_id, db.session.get(Account, account_id), reason).status
+        return review.reject(signal_id, db.session.get(Account, account_id), reason).status
 
 
 def propose(app, program) -> list[int]:
@@ -145,14 +146,14 @@ def assert_ledger_true(app):
     ("+only@gmail.com", "+only@gmail.com"),
 ])
 def test_canonical_email(email, canonical):
-    assert fraud.canonical_email(email) == canonical
+    assert emails.canonical_email(email) == canonical
 
 
 def test_disposable_domains_come_from_the_maintained_list():
-    assert fraud.disposable_domain("x@mailinator.com") == "mailinator.com"
-    assert fraud.disposable_domain("x@eu.mailinator.com") == "mailinator.com"
-    assert fraud.disposable_domain("x@gmail.com") is None
-    assert fraud.disposable_domain("not an email") is None
+    assert emails.disposable_domain("x@mailinator.com") == "mailinator.com"
+    assert emails.disposable_domain("x@eu.mailinator.com") == "mailinator.com"
+    assert emails.disposable_domain("x@gmail.com") is None
+    assert emails.disposable_domain("not an email") is None
 
 
 # --- each signal, and its near miss --------------------------------------------------------
@@ -473,7 +474,7 @@ def test_a_flagged_referral_is_held_out_of_payouts_until_cleared(app, api, progr
         assert entry.subject == f"signal:{signal_id}" and entry.account_id == cora
         assert '"status": "open"' in entry.before and '"status": "cleared"' in entry.after
         assert entry.note.startswith("The friend's email j***@gmail.com")
-        assert fraud.open_signals_for_payout(payout_id) == []
+        assert review.open_signals_for_payout(payout_id) == []
     assert_ledger_true(app)
 
 
@@ -545,9 +546,9 @@ def test_a_signal_after_the_payout_was_proposed_is_shown_with_it(app, api, progr
     buy_with_card(app, program, "ref-1", "own", "card-1")
     assert statuses(app) == ["in_payout"]  # a payout's rewards are the coordinator's call
     with app.app_context():
-        [signal] = fraud.open_signals_for_payout(payout_id)
+        [signal] = review.open_signals_for_payout(payout_id)
         assert signal.kind == "self_card"
-        assert fraud.signals_for_referral(signal.referral_id) == [signal]
+        assert review.signals_for_referral(signal.referral_id) == [signal]
     assert_ledger_true(app)
 
 
@@ -597,9 +598,9 @@ def test_coordinators_deciding_one_signal_at_once_decide_it_once(app, api, refer
             try:
                 account = db.session.get(Account, account_id)
                 if n % 2:
-                    fraud.reject(signal_id, account, "Same person.")
+                    review.reject(signal_id, account, "Same person.")
                 else:
-                    fraud.clear(signal_id, account)
+                    review.clear(signal_id, account)
                 outcomes.append("done")
             except Conflict:
                 outcomes.append("conflict")
@@ -623,7 +624,7 @@ def test_coordinators_deciding_one_signal_at_once_decide_it_once(app, api, refer
 def test_a_signal_racing_the_reward_computation_still_holds_the_reward(app, api, referrer,
                                                                         monkeypatch):
     sign_up(api, referrer)
-    monkeypatch.setattr("rewards.jobs.enqueue", lambda *args: None)  # compute it below
+    monkeypatch.setattr("rewards.background.enqueue", lambda *args: None)  # compute it below
     conversion_id = buy(api)["conversion_id"]
     with app.app_context():
         referral_id = db.session.scalar(select(Referral.id))

@@ -9,10 +9,11 @@ from sqlalchemy import func, select, update
 from rewards.attribution.clicks import STREAM, flush_clicks
 from rewards.background import get_queue
 from rewards.extensions import db
-from rewards.jobs import process_conversion, sweep
+from rewards.jobs import process_conversion
 from rewards.models import Click, Conversion, utcnow
 from rewards.people.apikeys import create_api_key
 from rewards.people.programs import create_program
+from rewards.sweep import sweep
 
 from .conftest import make_app
 

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import select, update
 
 from rewards.extensions import db
-from rewards.jobs import sweep
 from rewards.ledger import lines as ledger
 from rewards.ledger.check import check_ledger
 from rewards.ledger.compute import reward_conversion
 from rewards.models import Adjustment, Balance, Conversion, PolicyVersion, Program, Reward, utcnow
 from rewards.policies.versions import publish
+from rewards.sweep import sweep
 
 POLICY = {"currency": "usd", "hold_days": 30, "purchases": "all",
           "referrer": {"percent_bps": 1000, "cap": 1000}, "friend": {"fixed": 500}}
@@ -164,7 +164,7 @@ def test_refund_replays_and_refusals(app, api, referred):
 
 def test_a_refund_before_the_rewards_are_computed_still_applies(app, api, referred):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("rewards.jobs.enqueue", lambda *a: None)  # the job has not run yet
+        patch.setattr("rewards.background.enqueue", lambda *a: None)  # the job has not run yet
         conversion_id = buy(api, amount=10000)["conversion_id"]
     refund(api, 5000)
     with app.app_context():
@@ -200,7 +200,7 @@ def test_check_ledger_catches_a_paid_line_changed(app, api, referred):
 
 def test_racing_reward_jobs_make_one_set_of_rewards(app, api, referred):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("rewards.jobs.enqueue", lambda *a: None)
+        patch.setattr("rewards.background.enqueue", lambda *a: None)
         conversion_id = buy(api)["conversion_id"]
     barrier = threading.Barrier(8)
     outcomes = []

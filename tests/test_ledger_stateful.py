@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
 from rewards.attribution.signups import attribute_signup
 from rewards.extensions import db
-from rewards.jobs import sweep
 from rewards.ledger import lines as ledger
 from rewards.ledger.check import check_ledger
 from rewards.ledger.refunds import record_refund
@@ -21,6 +20,7 @@ from rewards.models import Balance, Conversion, Program, Reward, utcnow
 from rewards.people.customers import find_or_add_customer
 from rewards.people.programs import create_program
 from rewards.policies.versions import publish
+from rewards.sweep import sweep
 
 from .machines import AppMachine, machine_app
 

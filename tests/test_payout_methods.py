@@ -11,6 +11,7 @@ from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, Customer, Payout, utcnow
 from rewards.payouts import methods as payout_methods
+from rewards.stripe import accounts as stripe_accounts
 
 from .conftest import csrf_token, login
 
@@ -184,9 +185,9 @@ def test_account_updated_marks_the_account_ready_or_not(app, maria, stripe_fake)
     onboard(client)
     account = customer_row(app, customer_id).stripe_account_id
     with app.app_context():
-        assert payout_methods.account_updated({"id": "acct_someone_else",
+        assert stripe_accounts.account_updated({"id": "acct_someone_else",
                                                "payouts_enabled": True}) is None
-        marked = payout_methods.account_updated({"id": account, "payouts_enabled": True})
+        marked = stripe_accounts.account_updated({"id": account, "payouts_enabled": True})
         assert marked.id == customer_id
     assert customer_row(app, customer_id).stripe_account_ready is True
     connect = option_block(text_of(client.get(PAGE)), "connect")
@@ -194,17 +195,17 @@ def test_account_updated_marks_the_account_ready_or_not(app, maria, stripe_fake)
     assert "Continue Stripe setup" not in connect
 
     with app.app_context():
-        payout_methods.account_updated({"id": account, "payouts_enabled": False,
+        stripe_accounts.account_updated({"id": account, "payouts_enabled": False,
                                         "capabilities": {"transfers": "inactive"}})
     assert customer_row(app, customer_id).stripe_account_ready is False
     assert "not ready yet" in option_block(text_of(client.get(PAGE)), "connect")
 
     with app.app_context():
-        payout_methods.account_updated({"id": account, "payouts_enabled": False,
+        stripe_accounts.account_updated({"id": account, "payouts_enabled": False,
                                         "capabilities": {"transfers": "active"}})
     assert customer_row(app, customer_id).stripe_account_ready is True
     with app.app_context():
-        payout_methods.account_updated({"id": account})  # nothing enabled
+        stripe_accounts.account_updated({"id": account})  # nothing enabled
     assert customer_row(app, customer_id).stripe_account_ready is False
 
 
@@ -214,7 +215,7 @@ def test_switching_back_to_a_ready_connect_account(app, maria, stripe_fake):
     assert customer_row(app, customer_id).payout_method is None
     onboard(client)
     with app.app_context():
-        payout_methods.account_updated({"id": customer_row(app, customer_id).stripe_account_id,
+        stripe_accounts.account_updated({"id": customer_row(app, customer_id).stripe_account_id,
                                         "payouts_enabled": True})
     choose(client, "manual")
     assert customer_row(app, customer_id).payout_method == "manual"

@@ -8,7 +8,6 @@ from sqlalchemy import func, select, update
 
 from rewards.errors import Conflict
 from rewards.extensions import db
-from rewards.jobs import sweep
 from rewards.ledger import lines as ledger
 from rewards.ledger.check import check_ledger
 from rewards.models import (
@@ -24,6 +23,7 @@ from rewards.models import (
 from rewards.payouts import lifecycle as payouts
 from rewards.people.accounts import create_account
 from rewards.policies.versions import publish
+from rewards.sweep import sweep
 
 from .conftest import PASSWORD
 

@@ -16,7 +16,6 @@ from rewards.attribution.clicks import insert_clicks
 from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
 from rewards.attribution.signups import attribute_signup
 from rewards.extensions import db
-from rewards.jobs import sweep
 from rewards.ledger import lines as ledger
 from rewards.ledger.refunds import record_refund
 from rewards.models import (
@@ -42,6 +41,7 @@ from rewards.people.codes import primary_code
 from rewards.people.customers import find_or_add_customer
 from rewards.people.programs import create_program
 from rewards.policies.versions import publish
+from rewards.sweep import sweep
 
 from .machines import AppMachine, machine_app
 

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import func, select
 
 from rewards.extensions import db
-from rewards.ledger.compute import month_start
 from rewards.models import (
     Adjustment,
     Balance,
@@ -18,6 +17,7 @@ from rewards.models import (
     Reward,
     utcnow,
 )
+from rewards.policies.evaluate import month_start
 from rewards.policies.replay import per_customer, simulate
 from rewards.policies.versions import InvalidPolicy, publish
 

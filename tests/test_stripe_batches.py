@@ -9,14 +9,14 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from rewards import jobs
+from rewards import background
 from rewards.background import get_queue
 from rewards.extensions import db
-from rewards.jobs import STRIPE_EVENTS_QUEUED, process_stripe_events, reward_purchases
+from rewards.jobs import process_stripe_events, reward_purchases
 from rewards.ledger.check import check_ledger
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
 from rewards.stripe import events as stripe_events_service
-from rewards.stripe.events import process, process_received, store
+from rewards.stripe.events import QUEUED_KEY, process, process_received, store
 
 from .conftest import make_app
 from .stripe_kit import SECRETS, charge_refunded, checkout, deliver
@@ -328,7 +328,7 @@ def test_the_webhook_queues_one_batch_job_at_a_time(app, referrer_code, queued_a
     assert [row[1] for row in events(app)] == ["processed"] * 5
     # The job cleared the mark as it started: the next event queues the next job.
     with queued_app.app_context():
-        assert not queued_app.extensions["rewards.redis"].exists(STRIPE_EVENTS_QUEUED)
+        assert not queued_app.extensions["rewards.redis"].exists(QUEUED_KEY)
     assert deliver(client, checkout("evt_9", pi="pi_9", client_reference_id=referrer_code)) \
         .status_code == 200
     assert queued_jobs(queued_app) == ["rewards.jobs.process_stripe_events"]
@@ -378,7 +378,7 @@ def test_redis_failing_at_the_hand_off_leaves_the_rewards_to_the_batch_job(
         def enqueue(self, *args, **kwargs):
             raise RedisError("connection refused")
 
-    monkeypatch.setattr(jobs, "get_queue", Down)
+    monkeypatch.setattr(background, "get_queue", Down)
     referred = store_purchases(app, 4, referrer_code)
     with queued_app.app_context():
         assert process_stripe_events() == 4

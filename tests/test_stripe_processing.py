@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from rewards.extensions import db
-from rewards.fraud import signals as fraud
+from rewards.fraud import review
+from rewards.ledger import holds
 from rewards.ledger.check import check_ledger
 from rewards.models import (
     Account,
@@ -186,7 +187,7 @@ def test_clearing_a_fraud_signal_keeps_a_disputed_purchase_on_hold(app, client, 
                              created_at=utcnow())
         db.session.add(signal)
         db.session.commit()
-        fraud.clear(signal.id, db.session.scalar(select(Account).filter_by(email=coordinator)))
+        review.clear(signal.id, db.session.scalar(select(Account).filter_by(email=coordinator)))
     assert state(app)["rewards"] == [("referrer", "on_hold", 1000, 0)]
     # The dispute won: a fraud signal still open would keep them held; none is.
     deliver(client, dispute("evt_dx", "charge.dispute.closed", status="won"))
@@ -202,7 +203,7 @@ def test_a_won_dispute_does_not_release_what_a_fraud_signal_holds(app, client, c
                                    conversion_key=0, detail="test", status="open",
                                    created_at=utcnow()))
         db.session.commit()
-        fraud.hold_referral(conversion.referral_id)
+        holds.hold_referrals([conversion.referral_id])
         db.session.commit()
     deliver(client, dispute("evt_dc", "charge.dispute.created"))
     deliver(client, dispute("evt_dx", "charge.dispute.closed", status="won"))

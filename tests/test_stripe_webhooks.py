@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 
 from rewards.background import get_queue
 from rewards.extensions import db
-from rewards.jobs import sweep
 from rewards.models import Conversion, Reward, StripeEvent, utcnow
 from rewards.stripe.signature import SignatureError, verify
+from rewards.sweep import sweep
 
 from .conftest import make_app, need_service
 from .stripe_kit import SECRETS, body, checkout, deliver, event, sign

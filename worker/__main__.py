@@ -21,7 +21,7 @@ import threading
 from rewards import create_app
 from rewards.analytics.rollups import refresh as refresh_rollups
 from rewards.attribution.clicks import flush_clicks
-from rewards.jobs import enqueue, sweep
+from rewards.background import enqueue
 from worker.processes import helper, serve
 
 log = logging.getLogger("worker")
@@ -42,7 +42,7 @@ def tick(app, stop: threading.Event) -> None:
                 if seconds % ROLLUPS_EVERY == 0:
                     refresh_rollups()
                 if seconds % SWEEP_EVERY == 0:
-                    enqueue(sweep)
+                    enqueue("rewards.jobs.sweep")
         except Exception:  # keep ticking through a database or Redis outage
             log.exception("ticker failed; trying again in a second")
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from rewards.analytics import sketches, tallies
 from rewards.extensions import db
-from rewards.models import REWARD_STATUSES, Customer
+from rewards.models import LIVE_REWARDS, REWARD_STATUSES, Customer
 from rewards.models.rollups import (
     DailyChannel,
     DailyHost,
@@ -23,8 +23,6 @@ from rewards.models.rollups import (
     DailyTraffic,
 )
 
-# Statuses whose rewards the business has paid or will pay.
-COST_STATUSES = ("pending", "on_hold", "available", "in_payout", "paid")
 TOP = 10
 
 
@@ -120,7 +118,7 @@ def reward_cost(scope: Scope) -> dict[str, dict]:
                                    "amount": net if status != "reversed" else 0}
         row["reversed"] += int(reversed_)
         row["clawed_back"] += int(clawed)
-        if status in COST_STATUSES:
+        if status in LIVE_REWARDS:
             row["cost"] += net
         row["cost"] -= int(clawed)
     return out

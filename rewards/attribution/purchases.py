@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from rewards import background
 from rewards.analytics.rollups import touch_purchase
 from rewards.attribution.resolver import NO_MATCH, Attribution, referral_for, resolve, sentence
 from rewards.errors import Conflict, NotFound
@@ -125,9 +126,7 @@ def record_conversion(
             return replay
         raise Conflict("The purchase collided with another request; send it again.") from None
     if conversion.referrer_id is not None:
-        from rewards.jobs import enqueue, process_conversion
-
-        enqueue(process_conversion, conversion.id)
+        background.enqueue("rewards.jobs.process_conversion", conversion.id)
     return ConversionResult(conversion, created=True)
 
 

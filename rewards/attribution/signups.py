@@ -10,7 +10,8 @@ from rewards.analytics.rollups import touch
 from rewards.attribution.resolver import referral_for, resolve, sentence
 from rewards.extensions import db
 from rewards.fraud.signals import signals_for_signup
-from rewards.models import Customer, Program, Signup, utcnow
+from rewards.models import Account, Customer, Program, Signup, utcnow
+from rewards.people.accounts import add_customer_login
 from rewards.people.customers import find_or_add_customer
 
 
@@ -79,3 +80,34 @@ def record_signup(
             # Another request added the same customer or signup first: read theirs.
             db.session.rollback()
     raise RuntimeError("signup kept colliding")  # pragma: no cover - three lost races in a row
+
+
+def register_customer(
+    program: Program,
+    *,
+    email: str,
+    password: str,
+    name: str | None = None,
+    referral_code: str | None = None,
+    visitor_id: str | None = None,
+    ip_hash: str | None = None,
+) -> Account | None:
+    """Self-registration from /signup or a friend's landing page: the login, and the
+    signup with its attribution when the customer has none yet.
+
+    Returns the new account, or None when the email already has one. The caller answers
+    both the same way so that registration never tells whether an email exists.
+    """
+    try:
+        account = add_customer_login(program, email=email, password=password, name=name)
+        if account is None:
+            return None
+        customer = account.customer
+        if not db.session.scalar(select(Signup.id).filter_by(customer_id=customer.id)):
+            attribute_signup(program, customer, source="web", referral_code=referral_code,
+                             visitor_id=visitor_id, ip_hash=ip_hash)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return account

@@ -13,6 +13,7 @@ from difflib import SequenceMatcher
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rewards import background
 from rewards.analytics.rollups import touch_purchase
 from rewards.attribution.resolver import is_self_referral
 from rewards.audit.log import record, snapshot
@@ -250,7 +251,5 @@ def attribute_by_hand(conversion_id: int, *, referrer: Customer, note: str,
     except ServiceError:
         db.session.rollback()
         raise
-    from rewards.jobs import enqueue, process_conversion
-
-    enqueue(process_conversion, conversion.id)
+    background.enqueue("rewards.jobs.process_conversion", conversion.id)
     return conversion

@@ -1,46 +1,27 @@
-"""Fraud signals: reasons to look twice at a referral, in plain words.
-
-Signals are computed when a signup and a purchase are recorded:
-
-- self_email: the friend's email is the referrer's own once the provider's ignored parts
-  (letter case, Gmail's dots, +tags, Yahoo's -keywords) are dropped;
-- self_visitor: the friend used a browser the referrer signed in from (a KnownVisitor);
-- self_ip: the friend signed up from the network the referrer signed in from in the last day;
-- self_card: the friend paid with a card the referrer paid with (Stripe's card fingerprint);
-- disposable_email: the friend's email is at a disposable email service;
-- velocity: more signups on one code within an hour than the program allows.
-
-Signals flag, they do not block: a flagged referral's unpaid rewards wait `on_hold` (out of
-payouts) until a coordinator clears the signal (the rewards go back where they were) or
-rejects it (the rewards are rejected, and so are the referral's later ones). A signal is
-unique per (referral, kind, conversion_key), so computing it again adds nothing. A purchase
-with an open card dispute (Stripe) keeps its rewards on hold even once its signals are
-cleared; the dispute's close releases them.
-
-Nothing here commits except `clear` and `reject`, the coordinator's actions.
+"""Fraud signals: reasons to look twice at a referral, in plain words, computed when a
+signup and a purchase are recorded (`KIND_NAMES`). Signals flag, they do not block: a flagged
+referral's unpaid rewards wait on hold (`rewards.ledger.holds`) until a coordinator decides
+(`rewards.fraud.review`). A signal is unique per (referral, kind, conversion_key), so
+computing it again adds nothing. Nothing here commits.
 """
 
 from datetime import datetime, timedelta
 
-from disposable_email_domains import blocklist
-from sqlalchemy import exists, func, literal, select, text, update
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rewards.audit import log as audit
-from rewards.errors import Conflict, NotFound, ServiceError
 from rewards.extensions import db
-from rewards.ledger import lines as ledger
+from rewards.fraud.emails import canonical_email, disposable_domain, ignored_parts
+from rewards.ledger import holds
 from rewards.models import (
     Account,
     Conversion,
     Customer,
-    Dispute,
     FraudSignal,
     KnownVisitor,
     Program,
     Referral,
     ReferralCode,
-    Reward,
     utcnow,
 )
 from rewards.privacy import mask_email
@@ -58,81 +39,6 @@ KIND_NAMES = {
 SAME_NETWORK_WITHIN = timedelta(hours=24)
 VELOCITY_WINDOW = timedelta(hours=1)
 _VELOCITY_LOCKS = 0x76656C6F  # "velo": the advisory lock space of the codes' burst counts
-HOLDABLE = ("pending", "available")
-AUDITED = ("status", "resolved_by", "resolved_at")
-
-# Mail providers that deliver differently written addresses to one mailbox. Each entry:
-# (the domain the provider's aliases fold to, whether dots in the name are ignored, the
-# separator after which a tag is ignored). Only providers documented to behave so are
-# listed; for every other domain only letter case is folded.
-#   Gmail: dots and +tags ignored; googlemail.com is the same mailbox as gmail.com.
-#   Outlook.com / Hotmail / Live / MSN, iCloud (icloud.com, me.com, mac.com), Fastmail,
-#   Proton: +tags ignored ("plus addressing").
-#   Yahoo: disposable addresses are "nickname-keyword"; the keyword is dropped.
-_GMAIL = ("gmail.com", True, "+")
-PROVIDERS: dict[str, tuple[str, bool, str]] = {
-    "gmail.com": _GMAIL,
-    "googlemail.com": _GMAIL,
-    **{domain: (domain, False, "+") for domain in (
-        "outlook.com", "hotmail.com", "live.com", "msn.com",
-        "icloud.com", "me.com", "mac.com",
-        "fastmail.com", "fastmail.fm",
-        "proton.me", "protonmail.com", "protonmail.ch", "pm.me",
-    )},
-    "yahoo.com": ("yahoo.com", False, "-"),
-}
-
-
-def _split(email: str) -> tuple[str, str] | None:
-    email = (email or "").strip().lower()
-    if email.count("@") < 1:
-        return None
-    local, domain = email.rsplit("@", 1)
-    return local, domain
-
-
-def canonical_email(email: str) -> str:
-    """The mailbox an address reaches: `J.Doe+ref@GMail.com` -> `jdoe@gmail.com`.
-
-    Letter case is always folded; dots and tags only where the provider ignores them
-    (see PROVIDERS).
-    """
-    parts = _split(email)
-    if parts is None:
-        return (email or "").strip().lower()
-    local, domain = parts
-    rule = PROVIDERS.get(domain)
-    if rule is None:
-        return f"{local}@{domain}"
-    domain, ignores_dots, separator = rule
-    local = local.split(separator, 1)[0] or local
-    if ignores_dots:
-        local = local.replace(".", "")
-    return f"{local}@{domain}"
-
-
-def _ignored_parts(email: str) -> str:
-    """What canonical_email ignored for this address's provider, in words."""
-    parts = _split(email)
-    rule = PROVIDERS.get(parts[1]) if parts else None
-    if rule is None:
-        return "letter case is"
-    if rule[1]:
-        return "dots and +tags are"
-    return "-keywords are" if rule[2] == "-" else "+tags are"
-
-
-def disposable_domain(email: str | None) -> str | None:
-    """The disposable email service the address is at (a subdomain counts), or None."""
-    parts = _split(email or "")
-    if parts is None:
-        return None
-    labels = parts[1].split(".")
-    for start in range(len(labels) - 1):
-        domain = ".".join(labels[start:])
-        if domain in blocklist:
-            return domain
-    return None
 
 
 def _emails_of(*customer_ids: int) -> dict[int, list[str]]:
@@ -149,8 +55,6 @@ def _emails_of(*customer_ids: int) -> dict[int, list[str]]:
             found[customer_id].append(email.lower())
     return found
 
-
-# --- adding signals ---------------------------------------------------------------------
 
 def _add(referral: Referral, kind: str, detail: str,
          conversion: Conversion | None = None) -> FraudSignal | None:
@@ -180,7 +84,7 @@ def _referral_signals(referral: Referral) -> list[FraudSignal]:
         if canonical_email(email) in referrer_emails:
             added.append(_add(referral, "self_email", (
                 f"The friend's email {mask_email(email)} is the referrer's own address once "
-                f"{_ignored_parts(email)} ignored.")))
+                f"{ignored_parts(email)} ignored.")))
             break
     for email in friend_emails:
         domain = disposable_domain(email)
@@ -321,8 +225,8 @@ def signals_for_purchase(conversion: Conversion, *, card_fingerprint: str | None
 def _held_for(signals: list[FraudSignal], skip: set[int] = frozenset()) -> list[FraudSignal]:
     """Hold the unpaid rewards of the referrals flagged, except `skip` (referrals known to
     have no rewards yet)."""
-    hold_referrals([signal.referral_id for signal in signals
-                    if signal.referral_id not in skip])
+    holds.hold_referrals([signal.referral_id for signal in signals
+                          if signal.referral_id not in skip])
     return signals
 
 
@@ -337,227 +241,3 @@ def record_known_visitor(customer_id: int, visitor_id: str, ip_hash: str | None)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=["customer_id", "visitor_id"],
         set_={"seen_at": now, "ip_hash": ip_hash}))
-
-
-# --- holding and releasing rewards --------------------------------------------------------
-
-def _lock_referrer(referral: Referral) -> None:
-    """Serialise with reward computation for this referrer (which locks the referrer's
-    balance first), so a reward computed at the same time either sees the signal or is
-    seen by the hold."""
-    currencies = {db.session.scalar(select(Program.currency).filter_by(id=referral.program_id))}
-    currencies |= set(db.session.scalars(
-        select(Conversion.currency).filter_by(referral_id=referral.id).distinct()))
-    for currency in sorted(c for c in currencies if c):
-        ledger.lock_balance(referral.referrer_id, currency)
-
-
-def _lock_referrers(referrals: list[Referral]) -> None:
-    """`_lock_referrer` for several referrals: each referrer's balance in the program's
-    currency and in those of the referrals' purchases, read in one query, locked in order."""
-    program_ids = {referral.program_id for referral in referrals}
-    referrer_of = {referral.id: referral.referrer_id for referral in referrals}
-    currency_of = dict(db.session.execute(
-        select(Program.id, Program.currency).where(Program.id.in_(program_ids))).all())
-    locks = {(referral.referrer_id, currency_of.get(referral.program_id))
-             for referral in referrals}
-    locks |= {(referrer_of[referral_id], currency) for referral_id, currency in
-              db.session.execute(select(Conversion.referral_id, Conversion.currency)
-                                 .where(Conversion.referral_id.in_(list(referrer_of)))
-                                 .distinct())}
-    for referrer_id, currency in sorted(lock for lock in locks if lock[1]):
-        ledger.lock_balance(referrer_id, currency)
-
-
-def _rewards_of_referral(referral_id: int, statuses: tuple[str, ...]) -> list[Reward]:
-    return list(db.session.scalars(
-        select(Reward).join(Conversion, Conversion.id == Reward.conversion_id)
-        .where(Conversion.referral_id == referral_id, Reward.status.in_(statuses))
-        .order_by(Reward.id)))
-
-
-def _verdicts(referral_ids: list[int]) -> dict[int, str]:
-    """`_verdict` of each referral that has one, in one query."""
-    found: dict[int, set[str]] = {}
-    for referral_id, status in db.session.execute(
-            select(FraudSignal.referral_id, FraudSignal.status)
-            .where(FraudSignal.referral_id.in_(referral_ids),
-                   FraudSignal.status.in_(("open", "rejected"))).distinct()):
-        found.setdefault(referral_id, set()).add(status)
-    return {referral_id: "rejected" if "rejected" in statuses else "open"
-            for referral_id, statuses in found.items()}
-
-
-def _verdict(referral_id: int) -> str | None:
-    """'rejected' when a coordinator rejected one of the referral's signals, 'open' when
-    one awaits review, else None."""
-    statuses = set(db.session.scalars(
-        select(FraudSignal.status).where(FraudSignal.referral_id == referral_id,
-                                         FraudSignal.status.in_(("open", "rejected")))
-        .distinct()))
-    return "rejected" if "rejected" in statuses else ("open" if statuses else None)
-
-
-def has_open_dispute(conversion_id: int) -> bool:
-    """Whether a card dispute on the purchase is open (its rewards stay on hold)."""
-    return db.session.scalar(select(Dispute.id).where(
-        Dispute.conversion_id == conversion_id, Dispute.status == "open").limit(1)) is not None
-
-
-def _apply(rewards: list[Reward], verdict: str | None) -> int:
-    return _apply_each([(reward, verdict) for reward in rewards])
-
-
-def _apply_each(verdicts: list[tuple[Reward, str | None]]) -> int:
-    """Each reward moved as its verdict says (rejected, or on hold), in order."""
-    rejected = [(reward, "rejected", (*HOLDABLE, "on_hold"), {"held_from": None})
-                for reward, verdict in verdicts if verdict == "rejected"]
-    held = [reward for reward, verdict in verdicts if verdict == "open"]
-    return ledger.move_many(rejected) + ledger.hold_many(held)
-
-
-def purchase_verdict(conversion: Conversion) -> str | None:
-    """What a referred purchase's unpaid rewards are owed, in one query: 'rejected' when a
-    coordinator rejected one of its referral's signals, 'open' when one awaits review or a
-    card dispute on the purchase is open (it holds them like a signal), else None."""
-    if conversion.referral_id is None:
-        return None
-    return verdict_from(*db.session.execute(select(*verdict_columns(conversion))).one())
-
-
-def verdict_columns(conversion: Conversion) -> tuple:
-    """(a rejected signal, an open signal, an open dispute) as columns for a query."""
-    signals = (FraudSignal.referral_id == conversion.referral_id,)
-    return (exists().where(*signals, FraudSignal.status == "rejected"),
-            exists().where(*signals, FraudSignal.status == "open"),
-            exists().where(Dispute.conversion_id == conversion.id, Dispute.status == "open"))
-
-
-def verdict_from(rejected: bool, flagged: bool, disputed: bool) -> str | None:
-    return "rejected" if rejected else ("open" if flagged or disputed else None)
-
-
-def hold_flagged(conversion_id: int) -> int:
-    """After a purchase's rewards are computed: when its referral has an open signal, its
-    pending and available rewards go on hold (when a signal was rejected, they are
-    rejected). In the caller's transaction. Returns how many rewards moved."""
-    conversion = db.session.get(Conversion, conversion_id)
-    if conversion is None or conversion.referral_id is None:
-        return 0
-    verdict = purchase_verdict(conversion)
-    if verdict is None:
-        return 0
-    rewards = db.session.scalars(
-        select(Reward).where(Reward.conversion_id == conversion_id,
-                             Reward.status.in_(HOLDABLE)).order_by(Reward.id)).all()
-    return _apply(list(rewards), verdict)
-
-
-def hold_referral(referral_id: int) -> int:
-    """A signal raised after rewards exist: the referral's pending and available rewards
-    (of every purchase) go on hold. In the caller's transaction. Returns how many moved."""
-    return hold_referrals([referral_id])
-
-
-def hold_referrals(referral_ids: list[int]) -> int:
-    """`hold_referral` for several referrals (a velocity burst flags a code's referrals at
-    once) with the reads shared: their referrers' balances are locked first (in order of
-    referrer and currency), then their rewards and their verdicts are read in one query
-    each, and the rewards move. In the caller's transaction. Returns how many moved."""
-    ids = list(dict.fromkeys(referral_ids))
-    if not ids:
-        return 0
-    referrals = [db.session.get(Referral, ids[0])] if len(ids) == 1 else list(
-        db.session.scalars(select(Referral).where(Referral.id.in_(ids))))
-    referrals = [referral for referral in referrals if referral is not None]
-    if not referrals:
-        return 0
-    _lock_referrers(referrals)
-    ids = [referral.id for referral in referrals]
-    rows = db.session.execute(
-        select(Reward, Conversion.referral_id)
-        .join(Conversion, Conversion.id == Reward.conversion_id)
-        .where(Conversion.referral_id.in_(ids), Reward.status.in_(HOLDABLE))
-        .order_by(Reward.id)).all()
-    if not rows:
-        return 0
-    verdicts = _verdicts(ids)
-    return _apply_each([(reward, verdicts.get(referral_id)) for reward, referral_id in rows])
-
-
-# --- the coordinator's decisions ----------------------------------------------------------
-
-def _resolve(signal_id: int, account: Account, to: str) -> tuple[FraudSignal, dict]:
-    signal = db.session.get(FraudSignal, signal_id)
-    if signal is None:
-        raise NotFound(f"No fraud signal #{signal_id}.")
-    before = audit.snapshot(signal, *AUDITED)
-    _lock_referrer(signal.referral)
-    changed = db.session.execute(
-        update(FraudSignal).where(FraudSignal.id == signal_id, FraudSignal.status == "open")
-        .values(status=to, resolved_by=account.id, resolved_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
-    if changed != 1:
-        db.session.rollback()
-        current = db.session.get(FraudSignal, signal_id)
-        raise Conflict(f"Fraud signal #{signal_id} is already {current.status}.")
-    db.session.expire(signal)
-    return signal, before
-
-
-def clear(signal_id: int, account: Account) -> FraudSignal:
-    """The coordinator finds the signal harmless. When the referral has no open (or
-    rejected) signal left, its held rewards go back where they were."""
-    signal, before = _resolve(signal_id, account, "cleared")
-    released = 0
-    if _verdict(signal.referral_id) is None:
-        now = utcnow()
-        for reward in _rewards_of_referral(signal.referral_id, ("on_hold",)):
-            if has_open_dispute(reward.conversion_id):
-                continue  # held for the card dispute until Stripe closes it
-            back = reward.held_from or "pending"
-            if back == "pending" and reward.available_at <= now:
-                back = "available"  # its hold window ended while it was held
-            released += ledger.move(reward, back, from_="on_hold", held_from=None)
-    audit.record(account, "clear_signal", f"signal:{signal.id}", before=before,
-                 after=audit.snapshot(signal, *AUDITED) | {"rewards_released": released},
-                 note=signal.detail)
-    db.session.commit()
-    return signal
-
-
-def reject(signal_id: int, account: Account, reason: str) -> FraudSignal:
-    """The coordinator finds the referral fraudulent: its unpaid rewards (held, pending or
-    available) are rejected, and so are the ones its later purchases earn."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError("Give a reason for the rejection.", field="reason")
-    signal, before = _resolve(signal_id, account, "rejected")
-    rejected = _apply(_rewards_of_referral(signal.referral_id, (*HOLDABLE, "on_hold")),
-                      "rejected")
-    audit.record(account, "reject_signal", f"signal:{signal.id}", before=before,
-                 after=audit.snapshot(signal, *AUDITED) | {"reason": reason[:400],
-                                                           "rewards_rejected": rejected},
-                 note=f"{signal.detail} Rejected: {reason}")
-    db.session.commit()
-    return signal
-
-
-# --- reading, for the coordinator's pages -------------------------------------------------
-
-def signals_for_referral(referral_id: int) -> list[FraudSignal]:
-    """Every signal of a referral, open or resolved, oldest first."""
-    return list(db.session.scalars(
-        select(FraudSignal).filter_by(referral_id=referral_id).order_by(FraudSignal.id)))
-
-
-def open_signals_for_payout(payout_id: int) -> list[FraudSignal]:
-    """Open signals on the referrals whose rewards are in the payout (a signal raised
-    after the payout was proposed does not move its rewards: the coordinator sees it)."""
-    referrals = (select(Conversion.referral_id)
-                 .join(Reward, Reward.conversion_id == Conversion.id)
-                 .where(Reward.payout_id == payout_id, Conversion.referral_id.is_not(None)))
-    return list(db.session.scalars(
-        select(FraudSignal).where(FraudSignal.referral_id.in_(referrals),
-                                  FraudSignal.status == "open")
-        .order_by(FraudSignal.referral_id, FraudSignal.id)))

@@ -8,7 +8,15 @@ from collections import defaultdict
 from sqlalchemy import func, select
 
 from rewards.extensions import db
-from rewards.models import BALANCE_COLUMNS, Adjustment, Balance, Conversion, Refund, Reward
+from rewards.models import (
+    BALANCE_COLUMNS,
+    PAID_REWARDS,
+    Adjustment,
+    Balance,
+    Conversion,
+    Refund,
+    Reward,
+)
 
 
 def _recomputed_balances() -> dict[tuple[int, str], dict[str, int]]:
@@ -80,7 +88,7 @@ def _reward_breaches() -> list[str]:
         paid_out = reward.paid_amount if paid else reward.net_amount
         if clawed > (paid_out or 0):
             breaches.append(f"{name}: clawbacks of {clawed} exceed the {paid_out or 0} paid.")
-        if clawed and reward.status not in ("paid", "in_payout"):
+        if clawed and reward.status not in PAID_REWARDS:
             breaches.append(f"{name}: clawed back but never paid.")
     return breaches
 

@@ -2,30 +2,26 @@
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import and_, case, func, select, true, update
 
 from rewards.extensions import db
-from rewards.fraud.signals import hold_flagged, verdict_columns, verdict_from
+from rewards.ledger import holds
 from rewards.ledger import lines as ledger
-from rewards.models import Conversion, PolicyVersion, Referral, Refund, Reward, utcnow
-from rewards.policies.evaluate import Evaluation, History, Purchase, evaluate, pro_rata
+from rewards.models import LIVE_REWARDS, Conversion, PolicyVersion, Referral, Refund, Reward, utcnow
+from rewards.policies.evaluate import (
+    Evaluation,
+    History,
+    Purchase,
+    add_months,
+    evaluate,
+    month_start,
+    pro_rata,
+)
 from rewards.policies.versions import load_version
 
 log = logging.getLogger(__name__)
-
-# Statuses whose lines still count toward a referrer's history and limits.
-LIVE = ("pending", "available", "on_hold", "in_payout", "paid")
-
-
-def month_start(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def next_month(start: datetime) -> datetime:
-    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-
 
 def _purchase_columns(conversion: Conversion) -> tuple:
     """The friend's earlier purchases (a count) and a live friend reward of theirs (an id
@@ -40,7 +36,7 @@ def _purchase_columns(conversion: Conversion) -> tuple:
     ).scalar_subquery()
     rewarded_before = select(Reward.id).where(
         Reward.customer_id == conversion.customer_id, Reward.role == "friend",
-        Reward.status.in_(LIVE)).limit(1).scalar_subquery()
+        Reward.status.in_(LIVE_REWARDS)).limit(1).scalar_subquery()
     return earlier, rewarded_before
 
 
@@ -67,7 +63,7 @@ def referrer_history(referrer_id: int, currency: str, at: datetime) -> History:
     """The referrer's live lines as the policy's limits see them, in one query: the month's
     and the lifetime's totals (one row), joined to the friends rewarded, oldest first."""
     lines = (Reward.customer_id == referrer_id, Reward.role == "referrer",
-             Reward.currency == currency, Reward.status.in_(LIVE))
+             Reward.currency == currency, Reward.status.in_(LIVE_REWARDS))
     first_rewarded = (
         select(Reward.friend_id, func.min(Reward.occurred_at).label("first"),
                func.min(Reward.id).label("first_id"))
@@ -76,7 +72,7 @@ def referrer_history(referrer_id: int, currency: str, at: datetime) -> History:
         .subquery("first_rewarded")
     )
     start = month_start(at)
-    in_month = and_(Reward.occurred_at >= start, Reward.occurred_at < next_month(start))
+    in_month = and_(Reward.occurred_at >= start, Reward.occurred_at < add_months(start, 1))
     net = Reward.amount - Reward.reversed_amount
     totals = select(
         func.coalesce(func.sum(case((in_month, 1), else_=0)), 0).label("month_count"),
@@ -155,7 +151,8 @@ def _evaluate_and_record(conversion: Conversion, referral: Referral | None
     (version_id, digest, earlier, friend_rewarded, *verdict) = db.session.execute(select(
         latest.with_only_columns(PolicyVersion.id).scalar_subquery(),
         latest.with_only_columns(PolicyVersion.digest).scalar_subquery(),
-        *_purchase_columns(conversion), *verdict_columns(conversion))).one()
+        *_purchase_columns(conversion),
+        *holds.verdict_columns(conversion.referral_id, conversion.id))).one()
     if version_id is None:
         return None
     evaluation = evaluate(
@@ -169,12 +166,8 @@ def _evaluate_and_record(conversion: Conversion, referral: Referral | None
     # rejected signal). Without a refund to apply first, they are added in the state that
     # holding them would leave: on hold, remembering where they would be. The verdict is
     # read under the referrer's balance lock, which a new signal's hold also takes.
-    verdict = verdict_from(*verdict) if not conversion.refunded_amount else None
-    line_status, held_from = status, None
-    if verdict == "open":
-        line_status, held_from = "on_hold", status
-    elif verdict == "rejected":
-        line_status = "rejected"
+    under = holds.verdict(*verdict) if not conversion.refunded_amount else None
+    line_status, held_from = holds.new_reward_status(status, under)
     rewards = []
     for decision in evaluation.decisions:
         beneficiary = referral.referrer_id if decision.role == "referrer" else referral.friend_id
@@ -198,7 +191,7 @@ def _evaluate_and_record(conversion: Conversion, referral: Referral | None
                                     explanation=refund_sentence(reward, share, conversion))
     if conversion.refunded_amount:
         # A flagged referral's rewards wait on hold for a coordinator.
-        hold_flagged(conversion.id)
+        holds.hold_purchase(conversion.id)
     return evaluation
 
 

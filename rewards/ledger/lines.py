@@ -6,12 +6,12 @@ Nothing here commits: the calling service owns the transaction.
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewards.analytics.rollups import touch
 from rewards.extensions import db
-from rewards.models import BALANCE_COLUMNS, Adjustment, Balance, Reward, utcnow
+from rewards.models import BALANCE_COLUMNS, HOLDABLE, Adjustment, Balance, Reward, utcnow
 
 
 def _upsert_balance(customer_id: int, currency: str, deltas: dict[str, int]) -> None:
@@ -156,7 +156,7 @@ def hold_many(rewards: list[Reward]) -> int:
     moved = db.session.execute(
         update(table)
         .where(table.c.id.in_([reward.id for reward in rewards]),
-               table.c.status.in_(("pending", "available")))
+               table.c.status.in_(HOLDABLE))
         # held_from takes the status as it was: SET reads the row before the update.
         .values(held_from=table.c.status, status="on_hold")
         .returning(table.c.program_id, table.c.occurred_at, table.c.customer_id,
@@ -228,16 +228,6 @@ def claw_back(reward: Reward, amount: int, *, refund_id: int, explanation: str) 
                               currency=reward.currency, status="owed",
                               explanation=explanation))
     shift_balance(reward.customer_id, reward.currency, owed=amount)
-
-
-def release_due(now=None, limit: int = 5000) -> int:
-    """pending -> available for rewards whose hold has ended. Returns how many moved."""
-    now = now or utcnow()
-    due = db.session.scalars(
-        select(Reward).where(Reward.status == "pending", Reward.available_at <= now)
-        .order_by(Reward.id).limit(limit)
-    ).all()
-    return sum(move(reward, "available", from_="pending") for reward in due)
 
 
 def reserve(reward: Reward, payout_id: int) -> bool:

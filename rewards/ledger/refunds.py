@@ -9,12 +9,9 @@ from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
 from rewards.ledger import lines as ledger
 from rewards.ledger.compute import refund_sentence
-from rewards.models import Adjustment, Conversion, Refund, Reward
+from rewards.models import PAID_REWARDS, UNPAID_REWARDS, Adjustment, Conversion, Refund, Reward
 from rewards.money import format_money
 from rewards.policies.evaluate import pro_rata
-
-UNPAID = ("pending", "available", "on_hold")
-PAID = ("in_payout", "paid")
 
 
 def record_refund(conversion: Conversion, amount: int, external_id: str | None = None, *,
@@ -80,7 +77,7 @@ def _already_taken_back(reward: Reward) -> int:
 def _adjust_rewards(conversion: Conversion, refund: Refund) -> None:
     rewards = db.session.scalars(
         select(Reward).where(Reward.conversion_id == conversion.id,
-                             Reward.status.in_(UNPAID + PAID))
+                             Reward.status.in_(UNPAID_REWARDS + PAID_REWARDS))
         .order_by(Reward.id)).all()
     for reward in rewards:
         ledger.lock_balance(reward.customer_id, reward.currency)
@@ -90,7 +87,7 @@ def _adjust_rewards(conversion: Conversion, refund: Refund) -> None:
         if owed <= 0:
             continue
         sentence = refund_sentence(reward, owed, conversion)
-        if reward.status in PAID:
+        if reward.status in PAID_REWARDS:
             ledger.claw_back(reward, owed, refund_id=refund.id, explanation=sentence)
             continue
         reversed_ = ledger.reverse_part(reward, min(owed, reward.net_amount),

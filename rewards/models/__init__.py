@@ -1,12 +1,17 @@
-"""All tables, grouped by domain. Importing this module registers them with the metadata."""
+"""All tables, grouped by domain, with the status sets their constraints enforce.
+Importing this module registers the tables with the metadata."""
 
-from rewards.models.drafts import PolicyDraft
+from rewards.models.audit import AuditEntry
+from rewards.models.fraud import SIGNAL_STATUSES, FraudSignal, KnownVisitor
 from rewards.models.ledger import (
     BALANCE_COLUMNS,
+    HOLDABLE,
+    LIVE_REWARDS,
+    PAID_REWARDS,
     REWARD_STATUSES,
+    UNPAID_REWARDS,
     Adjustment,
     Balance,
-    PolicyVersion,
     Refund,
     Reward,
 )
@@ -14,13 +19,13 @@ from rewards.models.payouts import (
     LIVE_PAYOUT,
     PAYOUT_METHODS,
     PAYOUT_STATUSES,
-    AuditEntry,
-    FraudSignal,
-    KnownVisitor,
+    REJECTABLE_PAYOUT,
+    RETRYABLE_PAYOUT,
     Payout,
     PayoutApproval,
 )
 from rewards.models.people import ROLES, STAFF_ROLES, Account, ApiKey, Customer
+from rewards.models.policies import PolicyDraft, PolicyVersion
 from rewards.models.programs import ATTRIBUTION_MODELS, PAYOUT_SCHEDULES, Program
 from rewards.models.referrals import MATCHED_BY, Click, Conversion, Referral, ReferralCode, Signup
 from rewards.models.rollups import (
@@ -32,15 +37,23 @@ from rewards.models.rollups import (
     DailyTraffic,
     RollupMark,
 )
-from rewards.models.stripe import EVENT_STATUSES, Dispute, StripeEvent
+from rewards.models.stripe import (
+    CLAIMABLE_EVENT,
+    EVENT_STATUSES,
+    FINAL_EVENT,
+    Dispute,
+    StripeEvent,
+)
 from rewards.models.types import utcnow
 
 __all__ = [
-    "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "EVENT_STATUSES", "LIVE_PAYOUT", "MATCHED_BY",
-    "PAYOUT_METHODS", "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REWARD_STATUSES", "ROLES",
-    "STAFF_ROLES", "Account", "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click",
-    "Conversion", "Customer", "DailyChannel", "DailyHost", "DailyReferrerTally", "DailyRewards",
-    "DailySales", "DailyTraffic", "Dispute", "FraudSignal", "KnownVisitor", "Payout",
-    "PayoutApproval", "PolicyDraft", "PolicyVersion", "Program", "Referral", "ReferralCode",
-    "Refund", "Reward", "RollupMark", "Signup", "StripeEvent", "utcnow",
+    "ATTRIBUTION_MODELS", "BALANCE_COLUMNS", "CLAIMABLE_EVENT", "EVENT_STATUSES", "FINAL_EVENT",
+    "HOLDABLE", "LIVE_PAYOUT", "LIVE_REWARDS", "MATCHED_BY", "PAID_REWARDS", "PAYOUT_METHODS",
+    "PAYOUT_SCHEDULES", "PAYOUT_STATUSES", "REJECTABLE_PAYOUT", "RETRYABLE_PAYOUT",
+    "REWARD_STATUSES", "ROLES", "SIGNAL_STATUSES", "STAFF_ROLES", "UNPAID_REWARDS", "Account",
+    "Adjustment", "ApiKey", "AuditEntry", "Balance", "Click", "Conversion", "Customer",
+    "DailyChannel", "DailyHost", "DailyReferrerTally", "DailyRewards", "DailySales",
+    "DailyTraffic", "Dispute", "FraudSignal", "KnownVisitor", "Payout", "PayoutApproval",
+    "PolicyDraft", "PolicyVersion", "Program", "Referral", "ReferralCode", "Refund", "Reward",
+    "RollupMark", "Signup", "StripeEvent", "utcnow",
 ]

@@ -1,4 +1,4 @@
-"""Reward policies and the rewards ledger.
+"""The rewards ledger: reward lines, their adjustments, refunds and balances.
 
 A reward is a ledger line whose `amount` never changes. Refunds before payment are
 negative `reversal` adjustments (the reward's `reversed_amount` keeps their running sum,
@@ -11,29 +11,23 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rewards.extensions import db
-from rewards.models.types import BigId, UTCDateTime, utcnow
+from rewards.models.types import BigId, UTCDateTime, in_list, utcnow
 
+# A reward's states (DESIGN.md, States): pending -> available -> in_payout -> paid;
+# pending|available -> on_hold -> back, or -> reversed (refund) or rejected (coordinator).
 REWARD_STATUSES = ("pending", "available", "on_hold", "in_payout", "paid", "reversed",
                    "rejected")
-# Statuses whose net amount a balance column holds; reversed and rejected hold nothing.
-BALANCE_COLUMNS = ("pending", "available", "on_hold", "in_payout", "paid")
-
-
-class PolicyVersion(db.Model):
-    """One immutable, numbered version of a program's reward policy document."""
-
-    __tablename__ = "policy_versions"
-    __table_args__ = (UniqueConstraint("program_id", "version"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    version: Mapped[int]
-    document: Mapped[str] = mapped_column(db.Text)  # canonical JSON
-    digest: Mapped[str] = mapped_column(db.String(64))  # SHA-256 of document
-    published_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    published_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-    publisher = relationship("Account")
+# Live lines: they count toward a referrer's history and limits and toward reward cost, and
+# each has a balance column holding its net amount; reversed and rejected ones count for nothing.
+LIVE_REWARDS = ("pending", "available", "on_hold", "in_payout", "paid")
+BALANCE_COLUMNS = LIVE_REWARDS
+# What a hold (a fraud signal, a card dispute) takes; it remembers which in `held_from`.
+HOLDABLE = ("pending", "available")
+# Not yet in a payout: a refund reverses these; it claws back the paid ones.
+UNPAID_REWARDS = ("pending", "available", "on_hold")
+PAID_REWARDS = ("in_payout", "paid")
+ADJUSTMENT_KINDS = ("reversal", "clawback")
+ADJUSTMENT_STATUSES = ("applied", "owed", "netted")
 
 
 class Reward(db.Model):
@@ -44,9 +38,7 @@ class Reward(db.Model):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("reversed_amount >= 0 AND reversed_amount <= amount",
                         name="reversed_within_amount"),
-        CheckConstraint(
-            "status IN ('pending', 'available', 'on_hold', 'in_payout', 'paid', 'reversed', "
-            "'rejected')", name="status"),
+        CheckConstraint(in_list("status", REWARD_STATUSES), name="status"),
         Index("ix_rewards_due", "status", "available_at"),
         Index("ix_rewards_day", "program_id", "occurred_at"),
     )
@@ -89,8 +81,8 @@ class Adjustment(db.Model):
     __tablename__ = "adjustments"
     __table_args__ = (
         CheckConstraint("amount < 0", name="amount_negative"),
-        CheckConstraint("kind IN ('reversal', 'clawback')", name="kind"),
-        CheckConstraint("status IN ('applied', 'owed', 'netted')", name="status"),
+        CheckConstraint(in_list("kind", ADJUSTMENT_KINDS), name="kind"),
+        CheckConstraint(in_list("status", ADJUSTMENT_STATUSES), name="status"),
         # A refund is applied to a reward once.
         UniqueConstraint("reward_id", "refund_id"),
     )

@@ -1,18 +1,21 @@
-"""Payouts, their approvals, fraud signals and the staff audit log."""
+"""Payouts and their approvals: one live payout per customer and currency, paid once."""
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rewards.extensions import db
-from rewards.models.types import BigId, UTCDateTime, utcnow
+from rewards.models.types import BigId, UTCDateTime, in_list, utcnow
 
+# A payout's states (DESIGN.md, States); needs_attention: the customer must act first.
 PAYOUT_STATUSES = ("awaiting_approval", "approved", "processing", "paid", "failed",
                    "needs_attention", "rejected")
 # At most one of these per customer and currency at a time.
 LIVE_PAYOUT = ("awaiting_approval", "approved", "processing", "failed", "needs_attention")
+# Stuck payouts: a coordinator may send them again (-> approved).
+RETRYABLE_PAYOUT = ("failed", "needs_attention")
+# What a coordinator may still reject: not yet on its way to the customer.
+REJECTABLE_PAYOUT = ("awaiting_approval", *RETRYABLE_PAYOUT)
 PAYOUT_METHODS = ("connect", "store_credit", "manual")
-_LIVE_SQL = "status IN ('awaiting_approval', 'approved', 'processing', 'failed', " \
-            "'needs_attention')"
 
 
 class Payout(db.Model):
@@ -22,12 +25,11 @@ class Payout(db.Model):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("netted >= 0 AND gross = amount + netted", name="netting"),
-        CheckConstraint(
-            "status IN ('awaiting_approval', 'approved', 'processing', 'paid', 'failed', "
-            "'needs_attention', 'rejected')", name="status"),
-        CheckConstraint("method IN ('connect', 'store_credit', 'manual')", name="method"),
+        CheckConstraint(in_list("status", PAYOUT_STATUSES), name="status"),
+        CheckConstraint(in_list("method", PAYOUT_METHODS), name="method"),
         Index("uq_payouts_one_live", "customer_id", "currency", unique=True,
-              sqlite_where=text(_LIVE_SQL), postgresql_where=text(_LIVE_SQL)),
+              sqlite_where=text(in_list("status", LIVE_PAYOUT)),
+              postgresql_where=text(in_list("status", LIVE_PAYOUT))),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -69,62 +71,5 @@ class PayoutApproval(db.Model):
     payout_id: Mapped[int] = mapped_column(BigId, ForeignKey("payouts.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-    account = relationship("Account")
-
-
-class FraudSignal(db.Model):
-    """A reason to look twice at a referral. Signals flag, they do not block: the
-    referral's rewards wait on hold until a coordinator clears or rejects them."""
-
-    __tablename__ = "fraud_signals"
-    __table_args__ = (
-        CheckConstraint("status IN ('open', 'cleared', 'rejected')", name="status"),
-        UniqueConstraint("referral_id", "kind", "conversion_key"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
-    conversion_id: Mapped[int | None] = mapped_column(ForeignKey("conversions.id"))
-    # The conversion id, or 0 for signals raised at signup (NULLs are never equal).
-    conversion_key: Mapped[int] = mapped_column(default=0)
-    kind: Mapped[str] = mapped_column(db.String(32))
-    detail: Mapped[str] = mapped_column(db.String(400))
-    status: Mapped[str] = mapped_column(db.String(16), default="open")
-    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    resolved_at = mapped_column(UTCDateTime)
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-    referral = relationship("Referral")
-
-
-class KnownVisitor(db.Model):
-    """A visitor id (and hashed IP) seen on a signed-in customer's browser, so that a
-    'friend' signing up from the referrer's own browser or network can be flagged."""
-
-    __tablename__ = "known_visitors"
-    __table_args__ = (UniqueConstraint("customer_id", "visitor_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    visitor_id: Mapped[str] = mapped_column(db.String(32), index=True)
-    ip_hash: Mapped[str | None] = mapped_column(db.String(32), index=True)
-    seen_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-
-class AuditEntry(db.Model):
-    """Who did what to which record, with the record before and after (JSON)."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    action: Mapped[str] = mapped_column(db.String(40), index=True)
-    subject: Mapped[str] = mapped_column(db.String(80), index=True)  # e.g. "payout:12"
-    before: Mapped[str | None] = mapped_column(db.Text)
-    after: Mapped[str | None] = mapped_column(db.Text)
-    note: Mapped[str | None] = mapped_column(db.String(400))
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
     account = relationship("Account")

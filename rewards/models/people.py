@@ -5,7 +5,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from rewards.extensions import db
-from rewards.models.types import UTCDateTime, utcnow
+from rewards.models.types import UTCDateTime, in_list, utcnow
 
 ROLES = ("admin", "coordinator", "marketing", "customer")
 STAFF_ROLES = ("admin", "coordinator", "marketing")
@@ -49,9 +49,7 @@ class Account(UserMixin, db.Model):
 
     __tablename__ = "accounts"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('admin', 'coordinator', 'marketing', 'customer')", name="role"
-        ),
+        CheckConstraint(in_list("role", ROLES), name="role"),
         CheckConstraint(
             "(role = 'customer') = (customer_id IS NOT NULL)", name="customer_matches_role"
         ),

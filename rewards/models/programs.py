@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rewards.extensions import db
-from rewards.models.types import UTCDateTime, utcnow
+from rewards.models.types import UTCDateTime, in_list, utcnow
 
 ATTRIBUTION_MODELS = ("last", "first")
 PAYOUT_SCHEDULES = ("on_demand", "weekly", "monthly")
@@ -14,9 +14,8 @@ class Program(db.Model):
     __tablename__ = "programs"
     __table_args__ = (
         CheckConstraint("window_days BETWEEN 1 AND 365", name="window_days"),
-        CheckConstraint("attribution IN ('last', 'first')", name="attribution"),
-        CheckConstraint("payout_schedule IN ('on_demand', 'weekly', 'monthly')",
-                        name="payout_schedule"),
+        CheckConstraint(in_list("attribution", ATTRIBUTION_MODELS), name="attribution"),
+        CheckConstraint(in_list("payout_schedule", PAYOUT_SCHEDULES), name="payout_schedule"),
         CheckConstraint("payout_minimum >= 0", name="payout_minimum"),
         # At most one default program.
         Index(

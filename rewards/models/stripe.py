@@ -4,9 +4,13 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rewards.extensions import db
-from rewards.models.types import BigId, UTCDateTime, utcnow
+from rewards.models.types import BigId, UTCDateTime, in_list, utcnow
 
 EVENT_STATUSES = ("received", "processed", "ignored", "waiting", "failed")
+# What a processing transaction may claim and apply; processed and ignored are final.
+CLAIMABLE_EVENT = ("received", "waiting", "failed")
+FINAL_EVENT = ("processed", "ignored")
+DISPUTE_STATUSES = ("open", "won", "lost")
 
 
 class StripeEvent(db.Model):
@@ -18,9 +22,7 @@ class StripeEvent(db.Model):
 
     __tablename__ = "stripe_events"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('received', 'processed', 'ignored', 'waiting', 'failed')",
-            name="status"),
+        CheckConstraint(in_list("status", EVENT_STATUSES), name="status"),
         Index("ix_stripe_events_status", "status", "received_at"),
         # The batch claim's query (`process_received`): the received events, oldest first.
         # Partial, so it holds only the events still to apply, however many are done.
@@ -48,7 +50,7 @@ class Dispute(db.Model):
 
     __tablename__ = "disputes"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),
+        CheckConstraint(in_list("status", DISPUTE_STATUSES), name="status"),
         UniqueConstraint("dispute_id"),
     )
 

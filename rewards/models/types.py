@@ -9,6 +9,11 @@ from sqlalchemy.types import TypeDecorator
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def in_list(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text: `status IN ('a', 'b')`, from the status set it enforces."""
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

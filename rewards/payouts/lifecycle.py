@@ -11,11 +11,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rewards import background
 from rewards.audit import log as audit
 from rewards.errors import Conflict, NotFound, ServiceError
 from rewards.extensions import db
 from rewards.ledger import lines as ledger
 from rewards.models import (
+    REJECTABLE_PAYOUT,
+    RETRYABLE_PAYOUT,
     Account,
     Adjustment,
     Balance,
@@ -180,9 +183,7 @@ def approve(payout_id: int, account: Account) -> Payout:
                  note=f"approval {approvals} of {needed}")
     db.session.commit()
     if payout.status == "approved" and payout.method != "manual":
-        from rewards.jobs import enqueue, send_payout
-
-        enqueue(send_payout, payout.id)
+        background.enqueue("rewards.jobs.send_payout", payout.id)
     return payout
 
 
@@ -198,7 +199,7 @@ def reject(payout_id: int, account: Account, reason: str, rewards_to: str) -> Pa
     payout = _get(payout_id)
     before = audit.snapshot(payout, *AUDITED)
     ledger.lock_balance(payout.customer_id, payout.currency)
-    if not _cas(payout, "rejected", ("awaiting_approval", "failed", "needs_attention"),
+    if not _cas(payout, "rejected", REJECTABLE_PAYOUT,
                 rejection_reason=reason[:400]):
         db.session.rollback()
         raise Conflict(f"Payout #{payout_id} is {payout.status.replace('_', ' ')} and can no "
@@ -220,16 +221,14 @@ def retry(payout_id: int, account: Account) -> Payout:
     """failed or needs attention -> approved, and send again."""
     payout = _get(payout_id)
     before = audit.snapshot(payout, *AUDITED)
-    if not _cas(payout, "approved", ("failed", "needs_attention"), failure_reason=None):
+    if not _cas(payout, "approved", RETRYABLE_PAYOUT, failure_reason=None):
         raise Conflict(f"Payout #{payout_id} is {payout.status.replace('_', ' ')}; only failed "
                        "payouts or ones that need attention can be retried.")
     audit.record(account, "retry_payout", f"payout:{payout.id}", before=before,
                  after=audit.snapshot(payout, *AUDITED))
     db.session.commit()
     if payout.method != "manual":
-        from rewards.jobs import enqueue, send_payout
-
-        enqueue(send_payout, payout.id)
+        background.enqueue("rewards.jobs.send_payout", payout.id)
     return payout
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from rewards.errors import ServiceError
 from rewards.extensions import db
-from rewards.models import PAYOUT_METHODS, Customer, Payout
+from rewards.models import PAYOUT_METHODS, RETRYABLE_PAYOUT, Customer, Payout
 from rewards.stripe import gateway as stripe_gateway
 
 LABELS = {"connect": "Stripe Connect", "store_credit": "Store credit",
@@ -104,35 +104,6 @@ def start_connect_onboarding(customer: Customer) -> str:
                           field="method") from None
 
 
-def account_ready(account_object: dict) -> bool:
-    """Whether a Stripe account object can receive transfers."""
-    if account_object.get("payouts_enabled") is True:
-        return True
-    capabilities = account_object.get("capabilities") or {}
-    return isinstance(capabilities, dict) and capabilities.get("transfers") == "active"
-
-
-def account_updated(account_object: dict, *, commit: bool = True) -> Customer | None:
-    """Apply Stripe's `account.updated` object: the customer with that connected account
-    is marked ready or not. Returns the customer (None for an account not ours).
-    Commits (unless commit=False: the caller's transaction); running it twice with the
-    same object changes nothing."""
-    account_id = account_object.get("id")
-    if not isinstance(account_id, str) or not account_id:
-        return None
-    customer = db.session.scalar(select(Customer).filter_by(stripe_account_id=account_id))
-    if customer is None:
-        return None
-    ready = account_ready(account_object)
-    if customer.stripe_account_ready != ready:
-        customer.stripe_account_ready = ready
-        if commit:
-            db.session.commit()
-        else:
-            db.session.flush()
-    return customer
-
-
 # Failure reasons as Stripe or the sender word them, in plain words for the customer.
 _PLAIN_REASONS = (
     ("onboarding", "Your Stripe account is not ready to receive money yet. Finish the "
@@ -148,7 +119,7 @@ _GENERIC_REASON = ("The payment could not be sent. The business has been told an
 
 def plain_failure(payout: Payout) -> str | None:
     """Why a payout is stuck, as the customer should read it (never Stripe's raw text)."""
-    if payout.status not in ("failed", "needs_attention"):
+    if payout.status not in RETRYABLE_PAYOUT:
         return None
     reason = payout.failure_reason or ""
     for needle, words in _PLAIN_REASONS:

@@ -1,12 +1,10 @@
-"""Logins: customer self-registration, staff accounts, and authentication."""
+"""Logins: staff accounts, customers' own logins, and authentication."""
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from rewards.attribution.signups import attribute_signup
 from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
-from rewards.models import ROLES, Account, Customer, Program, Signup, utcnow
+from rewards.models import ROLES, Account, Customer, Program, utcnow
 from rewards.people.codes import issue_code
 from rewards.people.customers import find_customer, normalise_email
 from rewards.people.passwords import hash_password, password_problem, verify_password
@@ -51,42 +49,23 @@ def _customer_for(program: Program, email: str, name: str | None) -> Customer:
     return customer
 
 
-def register_customer(
-    program: Program,
-    *,
-    email: str,
-    password: str,
-    name: str | None = None,
-    referral_code: str | None = None,
-    visitor_id: str | None = None,
-    ip_hash: str | None = None,
-) -> Account | None:
-    """Self-registration from /signup or a friend's landing page.
-
-    Returns the new account, or None when the email already has one. The caller answers
-    both the same way so that registration never tells whether an email exists; hashing
-    the password either way keeps the timing alike too.
-    """
+def add_customer_login(program: Program, *, email: str, password: str,
+                       name: str | None = None) -> Account | None:
+    """A customer's own login, with their customer record (found by email, or added with a
+    code), flushed for the caller to commit. None when the email already has a login; the
+    password is hashed either way, so that the answer takes as long."""
     email = normalise_email(email)
     _check_password(password, email or "")
     password_hash = hash_password(password)
     if db.session.scalar(select(Account.id).filter_by(email=email)):
         return None
-    try:
-        customer = _customer_for(program, email, name)
-        if customer.name is None and name:
-            customer.name = name.strip()[:120]
-        account = Account(email=email, password_hash=password_hash, role="customer",
-                          name=(name or "").strip() or None, customer_id=customer.id)
-        db.session.add(account)
-        db.session.flush()
-        if not db.session.scalar(select(Signup.id).filter_by(customer_id=customer.id)):
-            attribute_signup(program, customer, source="web", referral_code=referral_code,
-                             visitor_id=visitor_id, ip_hash=ip_hash)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return None
+    customer = _customer_for(program, email, name)
+    if customer.name is None and name:
+        customer.name = name.strip()[:120]
+    account = Account(email=email, password_hash=password_hash, role="customer",
+                      name=(name or "").strip() or None, customer_id=customer.id)
+    db.session.add(account)
+    db.session.flush()
     return account
 
 

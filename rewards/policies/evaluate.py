@@ -109,6 +109,11 @@ def ordinal(number: int) -> str:
     return f"{number}{suffix}"
 
 
+def month_start(moment: datetime) -> datetime:
+    """The start of the UTC calendar month that monthly limits count in."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """`moment` plus calendar months, the day clamped to the month end (Jan 31 + 1: Feb 28/29)."""
     total = moment.month - 1 + months

@@ -38,8 +38,8 @@ from sqlalchemy import case, func, null, select
 
 from rewards.errors import ServiceError
 from rewards.extensions import db
-from rewards.ledger.compute import LIVE, month_start
 from rewards.models import (
+    LIVE_REWARDS,
     Adjustment,
     Conversion,
     Customer,
@@ -50,7 +50,7 @@ from rewards.models import (
     utcnow,
 )
 from rewards.policies.document import Policy
-from rewards.policies.evaluate import History, Purchase, evaluate, pro_rata
+from rewards.policies.evaluate import History, Purchase, evaluate, month_start, pro_rata
 from rewards.policies.versions import check_document, current_version
 from rewards.privacy import mask_email
 
@@ -273,7 +273,7 @@ def _simulate(program: Program, policy: Policy, days: int,
     # Friends who already hold a live friend reward from before the window.
     rewarded_before = set(db.session.scalars(
         select(Reward.customer_id).distinct()
-        .where(Reward.role == "friend", Reward.status.in_(LIVE), Reward.occurred_at < since,
+        .where(Reward.role == "friend", Reward.status.in_(LIVE_REWARDS), Reward.occurred_at < since,
                Reward.customer_id.in_(friends))
     ))
 
@@ -393,8 +393,8 @@ def _starting_histories(referrers, since: datetime,
     """Each referrer's history at the window start, from its live lines before it."""
     key = (first_month.year, first_month.month)
     states: dict[tuple[int, str], _Referrer] = {}
-    before = (Reward.role == "referrer", Reward.status.in_(LIVE), Reward.occurred_at < since,
-              Reward.customer_id.in_(referrers))
+    before = (Reward.role == "referrer", Reward.status.in_(LIVE_REWARDS),
+              Reward.occurred_at < since, Reward.customer_id.in_(referrers))
     net = Reward.amount - Reward.reversed_amount
     this_month = Reward.occurred_at >= first_month
     totals = db.session.execute(

@@ -45,9 +45,12 @@ than record the purchase unattributed.
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import (
     Integer,
     String,
@@ -64,24 +67,34 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from rewards import background
 from rewards.attribution.purchases import NewConversion, record_conversion, request_hash
 from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
-from rewards.fraud.signals import _verdict, has_open_dispute
-from rewards.ledger import lines as ledger
+from rewards.ledger import holds
+from rewards.ledger.compute import reward_many
 from rewards.ledger.refunds import record_refund
-from rewards.models import Click, Conversion, Customer, Dispute, Refund, Reward, StripeEvent, utcnow
+from rewards.models import (
+    CLAIMABLE_EVENT,
+    FINAL_EVENT,
+    Click,
+    Conversion,
+    Customer,
+    Dispute,
+    Refund,
+    StripeEvent,
+    utcnow,
+)
 from rewards.money import format_money
 from rewards.people.customers import normalise_email
 from rewards.people.programs import default_program, get_program
+from rewards.stripe import accounts
 from rewards.stripe import gateway as stripe_gateway
 
 log = logging.getLogger(__name__)
 
-CLAIMABLE = ("received", "waiting", "failed")
 PURCHASES = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
              "invoice.paid")
-HOLDABLE = ("pending", "available")
 IGNORED = "Not an event this platform uses."
 MAX_ATTEMPTS = 5
 
@@ -187,7 +200,7 @@ class Batch:
         """The event's move from a claimable status to its outcome, to be written."""
         self.outcomes.append({
             "row_id": row_id, "new_status": status, "new_outcome": outcome[:400],
-            "new_processed_at": utcnow() if status in ("processed", "ignored") else None,
+            "new_processed_at": utcnow() if status in FINAL_EVENT else None,
             "new_order_id": order_id[:128] if order_id else None,
             "failures": 1 if failed else 0})
 
@@ -210,7 +223,7 @@ def _write_outcomes(batch: Batch) -> None:
     db.session.execute(
         update(table)
         .where(table.c.id == bindparam("row_id"),
-               or_(*(table.c.status == status for status in CLAIMABLE)))
+               or_(*(table.c.status == status for status in CLAIMABLE_EVENT)))
         .values(status=bindparam("new_status"), outcome=bindparam("new_outcome"),
                 processed_at=bindparam("new_processed_at"),
                 order_id=func.coalesce(bindparam("new_order_id"), table.c.order_id),
@@ -305,7 +318,7 @@ def _claim(ids: list[int] | None, limit: int) -> list[StripeEvent]:
     nothing takes the database's write lock first, so the rows are this transaction's
     alone until it ends."""
     where = [StripeEvent.status == "received"] if ids is None else [
-        StripeEvent.id.in_(ids), StripeEvent.status.in_(CLAIMABLE)]
+        StripeEvent.id.in_(ids), StripeEvent.status.in_(CLAIMABLE_EVENT)]
     # Oldest first, in the order of the (status, received_at) index.
     order = (StripeEvent.received_at, StripeEvent.id)
     if _postgresql():
@@ -456,9 +469,7 @@ def _apply_waiting(batch: Batch) -> None:
 
 
 def reward_batch(batch: Batch) -> None:
-    """The rewards of the purchases the transaction recorded (`rewards.reward_many`)."""
-    from rewards.ledger.compute import reward_many
-
+    """The rewards of the purchases the transaction recorded, computed here."""
     reward_many(batch.to_reward)
 
 
@@ -638,34 +649,6 @@ def _dispute_row(dispute_id: str, conversion: Conversion, amount, status: str) -
     return dispute
 
 
-def _lock_rewards(conversion: Conversion, statuses) -> list[Reward]:
-    rewards = db.session.scalars(select(Reward).where(
-        Reward.conversion_id == conversion.id, Reward.status.in_(statuses))
-        .order_by(Reward.id)).all()
-    for customer_id, currency in sorted({(r.customer_id, r.currency) for r in rewards}):
-        ledger.lock_balance(customer_id, currency)
-    for reward in rewards:
-        db.session.refresh(reward)
-    return [reward for reward in rewards if reward.status in statuses]
-
-
-def _hold(conversion: Conversion) -> int:
-    return sum(ledger.move(reward, "on_hold", from_=HOLDABLE, held_from=reward.status)
-               for reward in _lock_rewards(conversion, HOLDABLE))
-
-
-def _release(conversion: Conversion) -> int:
-    """Held rewards go back exactly where they were (a reward whose hold ended meanwhile
-    is made available by the sweep), unless a fraud signal or another dispute holds them."""
-    if has_open_dispute(conversion.id):
-        return 0
-    if conversion.referral_id is not None and _verdict(conversion.referral_id) is not None:
-        return 0
-    return sum(ledger.move(reward, reward.held_from or "pending", from_="on_hold",
-                           held_from=None)
-               for reward in _lock_rewards(conversion, ("on_hold",)))
-
-
 def _dispute_created(event: dict, obj: dict, batch: Batch):
     keys = _dispute_keys(obj)
     conversion = _stripe_conversion(keys)
@@ -678,7 +661,7 @@ def _dispute_created(event: dict, obj: dict, batch: Batch):
     if dispute.status != "open":
         return ("processed", f"The dispute {dispute_id} was already closed ({dispute.status}).",
                 conversion.order_id, keys)
-    held = _hold(conversion)
+    held = holds.hold_purchase(conversion.id)
     return ("processed", f"The dispute {dispute_id} on {conversion.order_id} is open: "
             f"{held} reward(s) put on hold.", conversion.order_id, keys)
 
@@ -703,7 +686,7 @@ def _dispute_closed(event: dict, obj: dict, batch: Batch):
             .execution_options(synchronize_session=False))
         db.session.refresh(dispute)
     if dispute.status == "won":
-        released = _release(conversion)
+        released = holds.release_purchase(conversion.id)
         return ("processed", f"The dispute {dispute_id} on {conversion.order_id} was won: "
                 f"{released} reward(s) released.", conversion.order_id, keys)
     # Lost: what remains of the purchase is taken back like a refund (once, by dispute id).
@@ -720,9 +703,7 @@ def _dispute_closed(event: dict, obj: dict, batch: Batch):
 # --- Connect -------------------------------------------------------------------------------
 
 def _account_updated(event: dict, obj: dict, batch: Batch):
-    from rewards.payouts.methods import account_updated
-
-    customer = account_updated(obj, commit=False)
+    customer = accounts.account_updated(obj, commit=False)
     if customer is None:
         return "processed", f"The account {_id(obj.get('id'))} is not a referrer's.", None, []
     state = "can" if customer.stripe_account_ready else "cannot yet"
@@ -753,3 +734,71 @@ def requeue_ids(cutoff: datetime) -> list[int]:
             | ((StripeEvent.status == "failed") & (StripeEvent.attempts < MAX_ATTEMPTS))
             | ((StripeEvent.status == "waiting") & recorded.exists()))
         .order_by(StripeEvent.id).limit(1000)))
+
+
+# --- the batch job -------------------------------------------------------------------------
+
+# Set (SET NX) while a `process_stripe_events` job is queued and not started: intake queues
+# one only when it can set the key, so one waits at a time however many events arrive. The
+# job deletes the key before it claims anything, so an event stored after that queues the
+# next job; the key expires on its own should a queued job be lost (the sweep picks up
+# whatever waits longer).
+QUEUED_KEY = "rewards:stripe-events:queued"
+QUEUED_SECONDS = 10
+# A batch job stops after this long and queues its successor, so that steady traffic never
+# keeps one job running past rq's job timeout (180 s).
+JOB_SECONDS = 60
+
+
+def stored(event_row_id: int) -> None:
+    """After intake committed a new event: without Redis, apply it now; with Redis, make
+    sure a batch job is queued."""
+    if current_app.config["INLINE_JOBS"]:
+        process(event_row_id)
+        return
+    queue_batch_job()
+
+
+def queue_batch_job() -> bool:
+    """Queue a `process_stripe_events` job unless one is queued and has not started;
+    returns whether it queued one. When Redis fails the events are stored all the same,
+    and `sweep` applies them."""
+    try:
+        if not background.redis_connection().set(QUEUED_KEY, "1", nx=True, ex=QUEUED_SECONDS):
+            return False
+        background.get_queue().enqueue("rewards.jobs.process_stripe_events")
+        return True
+    except RedisError:
+        log.warning("could not queue process_stripe_events; sweep will apply the events")
+        return False
+
+
+def drain(event_row_ids: list[int] | None = None) -> int:
+    """The batch job: apply `event_row_ids` (from the sweep) first, then the received
+    events, a transaction of up to BATCH at a time, until none waits; returns how many it
+    claimed. Each event is claimed by one transaction only, so copies of this job running
+    at once share the work and apply each event once."""
+    redis = background.redis_connection()
+    if redis is not None:
+        with contextlib.suppress(RedisError):  # the key expires by itself
+            redis.delete(QUEUED_KEY)  # from now on, a new event queues a job
+    deadline = time.monotonic() + JOB_SECONDS
+    # On PostgreSQL with a queue, each batch's rewards are a job of their own, which another
+    # worker process runs meanwhile; SQLite has one writer at a time, so they are computed
+    # after each batch, here.
+    reward = _hand_off if redis is not None and _postgresql() else None
+    claimed = process_many(event_row_ids, reward=reward) if event_row_ids else 0
+    while count := process_received(reward=reward):
+        claimed += count
+        if redis is not None and time.monotonic() > deadline:
+            queue_batch_job()  # more may wait: a successor carries on
+            break
+    return claimed
+
+
+def _hand_off(batch: Batch) -> None:
+    """Queue a `reward_purchases` job for a committed batch's purchases; when Redis fails,
+    compute them here."""
+    ids = list(dict.fromkeys(batch.to_reward))
+    if ids and not background.enqueue("rewards.jobs.reward_purchases", ids):
+        reward_many(ids)

@@ -2,11 +2,12 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import current_user, login_required, login_user, logout_user
 
 from rewards.attribution.clicks import hash_ip, new_visitor_id
+from rewards.attribution.signups import register_customer
 from rewards.errors import ServiceError
 from rewards.extensions import db, limiter, login_manager
 from rewards.fraud.signals import record_known_visitor
 from rewards.models import Account
-from rewards.people.accounts import authenticate, register_customer
+from rewards.people.accounts import authenticate
 from rewards.people.programs import default_program, get_program
 from rewards.urls import is_local_path
 from rewards.web.auth import bp

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from rewards.errors import ServiceError
 from rewards.extensions import db
-from rewards.models import Payout, PayoutApproval
+from rewards.models import RETRYABLE_PAYOUT, Payout, PayoutApproval
 from rewards.payouts import lifecycle as payouts
 from rewards.web.coordinator.common import attempt, me
 
@@ -38,7 +38,7 @@ def approve(payout_id: int) -> Outcome:
                                "coordinator must approve it too.")
     if payout.status == "paid":
         return Outcome("success", f"Approved #{payout_id}: paid.")
-    if payout.status in ("needs_attention", "failed"):
+    if payout.status in RETRYABLE_PAYOUT:
         words = "needs attention" if payout.status == "needs_attention" else "failed"
         return Outcome("error", f"Approved #{payout_id}, but sending {words}: "
                                 f"{payout.failure_reason}")
@@ -64,7 +64,7 @@ def retry(payout_id: int) -> Outcome:
     payout = db.session.get(Payout, payout_id)
     if payout.status == "paid":
         return Outcome("success", f"Retried #{payout_id}: paid.")
-    if payout.status in ("needs_attention", "failed"):
+    if payout.status in RETRYABLE_PAYOUT:
         return Outcome("error", f"Retried #{payout_id}, but it still cannot be sent: "
                                 f"{payout.failure_reason}")
     if payout.method == "manual":

@@ -4,7 +4,7 @@ from flask import flash, request
 from sqlalchemy import func, select
 
 from rewards.extensions import db
-from rewards.fraud import signals as fraud
+from rewards.fraud import review
 from rewards.models import Conversion, Reward
 from rewards.web.coordinator import bp
 from rewards.web.coordinator.common import attempt, back_to, me, queue_url
@@ -18,7 +18,7 @@ def _still_held(referral_id: int) -> int:
 
 @bp.post("/signals/<int:signal_id>/clear")
 def signal_clear(signal_id: int):
-    signal, error = attempt(fraud.clear, signal_id, me())
+    signal, error = attempt(review.clear, signal_id, me())
     if error:
         flash(error.message, "error")
         return back_to(queue_url())
@@ -35,7 +35,7 @@ def signal_clear(signal_id: int):
 
 @bp.post("/signals/<int:signal_id>/reject")
 def signal_reject(signal_id: int):
-    signal, error = attempt(fraud.reject, signal_id, me(), request.form.get("reason", ""))
+    signal, error = attempt(review.reject, signal_id, me(), request.form.get("reason", ""))
     if error:
         flash(error.message, "error")
     else:

@@ -1,9 +1,9 @@
 from flask import abort, flash, redirect, render_template, request, session, url_for
 
+from rewards.attribution.signups import register_customer
 from rewards.errors import ServiceError
 from rewards.extensions import db, limiter
 from rewards.models import Customer, Program, ReferralCode
-from rewards.people.accounts import register_customer
 from rewards.people.codes import default_destination, lookup
 from rewards.people.programs import default_program
 from rewards.web.auth.views import REGISTERED

@@ -1,9 +1,9 @@
 """Webhooks from Stripe: verify the signature on the raw body, store the event, answer.
 
 Intake only verifies, stores (once per event id: one insert and its commit) and answers;
-the work is a job. After the commit of a new event, `rewards.jobs.stripe_event_stored`
-makes sure a `process_stripe_events` job is queued (one Redis round trip; that job applies
-the received events in batches), or without Redis applies the event inline.
+the work is a job. After the commit of a new event, `rewards.stripe.events.stored` makes
+sure a `process_stripe_events` job is queued (one Redis round trip; that job applies the
+received events in batches), or without Redis applies the event inline.
 """
 
 import json
@@ -28,8 +28,7 @@ def _error(status: int, code: str, message: str):
 
 @bp.post("/stripe")
 def stripe_webhook():
-    from rewards.jobs import stripe_event_stored
-    from rewards.stripe.events import store
+    from rewards.stripe.events import store, stored
 
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRETS") or []
     if not secrets:
@@ -55,7 +54,7 @@ def stripe_webhook():
         return _error(503, "unavailable", "The event could not be stored; send it again.")
     if row_id is not None:
         try:
-            stripe_event_stored(row_id)
+            stored(row_id)
         except Exception:  # stored: the sweep processes it later
             db.session.rollback()
             log.exception("processing Stripe event %s failed at intake", event["id"])
