@@ -37,6 +37,7 @@ chromium:
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: install-dev chromium lint
 	$(BIN)/pytest $(PYTEST_ARGS)

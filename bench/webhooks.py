@@ -226,12 +226,12 @@ def empty_queue(redis_url: str) -> None:
     from rq import Queue
 
     from rewards.background import QUEUE_NAME
-    from rewards.stripe.events import QUEUED_KEY
+    from rewards.stripe.inbox import QUEUED_KEY
 
     connection = Redis.from_url(redis_url)
     Queue(QUEUE_NAME, connection=connection).empty()
     # The webhook's "a batch job is queued" mark went with the queue: without this the next
-    # events would queue no job until the mark expires (QUEUED_SECONDS in rewards.stripe.events).
+    # events would queue no job until the mark expires (QUEUED_SECONDS in rewards.stripe.inbox).
     connection.delete(QUEUED_KEY)
 
 
@@ -479,7 +479,7 @@ def drop_unprocessed(run_tag: str) -> int:
 
 def end_to_end(args, workdir: Path, count: int) -> None:
     try:
-        import rewards.stripe.events  # noqa: F401
+        import rewards.stripe.inbox  # noqa: F401
     except ImportError:
         print("end to end: skipped, rewards/services/stripe_events.py is not there yet.")
         return

@@ -215,7 +215,7 @@ def _replay_events(events: list[dict]) -> tuple[int, int, dict[str, int]]:
 
     from rewards.extensions import db
     from rewards.models import StripeEvent
-    from rewards.stripe.events import ingest, process
+    from rewards.stripe.inbox import ingest, process
 
     new = stored = 0
     outcomes: Counter = Counter()

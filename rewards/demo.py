@@ -12,7 +12,7 @@ from rewards.attribution.signups import attribute_signup
 from rewards.extensions import db
 from rewards.ledger.holds import release_due
 from rewards.models import Account, Program, utcnow
-from rewards.payouts.lifecycle import propose
+from rewards.payouts.proposals import propose
 from rewards.people.accounts import create_account
 from rewards.people.codes import primary_code
 from rewards.people.customers import find_or_add_customer

@@ -5,8 +5,8 @@ from rewards import sweep as sweeping
 from rewards.analytics import rollups
 from rewards.attribution import clicks
 from rewards.ledger import compute
-from rewards.payouts import lifecycle as payouts
-from rewards.stripe import events as stripe_events
+from rewards.payouts import sending
+from rewards.stripe import inbox as stripe_inbox
 
 
 def process_conversion(conversion_id: int) -> bool:
@@ -22,23 +22,23 @@ def reward_purchases(conversion_ids: list[int]) -> int:
 
 def send_payout(payout_id: int) -> str:
     """Send an approved payout through Stripe; only one copy of the job calls Stripe."""
-    return payouts.send(payout_id)
+    return sending.send(payout_id)
 
 
 def resume_payout(payout_id: int) -> str:
     """Finish a payout whose sender died: record what Stripe made, or send it."""
-    return payouts.send(payout_id, resume=True)
+    return sending.send(payout_id, resume=True)
 
 
 def process_stripe_event(event_row_id: int) -> str:
     """Apply a stored Stripe event; safe twice (its status moves by compare-and-set)."""
-    return stripe_events.process(event_row_id)
+    return stripe_inbox.process(event_row_id)
 
 
 def process_stripe_events(event_row_ids: list[int] | None = None) -> int:
     """Apply the received Stripe events in batches until none waits (`event_row_ids`, from
     the sweep, first); returns how many were claimed."""
-    return stripe_events.drain(event_row_ids)
+    return stripe_inbox.drain(event_row_ids)
 
 
 def flush_clicks() -> int:

@@ -13,8 +13,8 @@ from rewards.attribution import clicks
 from rewards.extensions import db
 from rewards.ledger import holds
 from rewards.models import Conversion, utcnow
-from rewards.payouts import lifecycle as payouts
-from rewards.stripe import events as stripe_events
+from rewards.payouts import proposals, sending
+from rewards.stripe import inbox as stripe_inbox
 
 # Work recorded in the database but not done after this long is enqueued again.
 STALE_AFTER = timedelta(minutes=5)
@@ -32,14 +32,14 @@ def sweep() -> dict:
         background.enqueue("rewards.jobs.process_conversion", conversion_id)
     released = holds.release_due()
     db.session.commit()
-    proposed = payouts.propose_due()
-    retry_ids, resume_ids = payouts.stale()
+    proposed = proposals.propose_due()
+    retry_ids, resume_ids = sending.stale()
     db.session.rollback()
     for payout_id in retry_ids:
         background.enqueue("rewards.jobs.send_payout", payout_id)
     for payout_id in resume_ids:
         background.enqueue("rewards.jobs.resume_payout", payout_id)
-    events = stripe_events.requeue_ids(utcnow() - STRIPE_EVENT_STALE_AFTER)
+    events = stripe_inbox.requeue_ids(utcnow() - STRIPE_EVENT_STALE_AFTER)
     db.session.rollback()
     if events:
         # One batch job for all of them: it applies these in batches, then whatever else

@@ -23,7 +23,7 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.payouts import lifecycle as payouts
+from rewards.payouts import proposals
 from rewards.policies.versions import publish
 
 from .conftest import csrf_token, login
@@ -54,7 +54,7 @@ def refer(api, referrer: str, friends: list[tuple[str, str]], *, email=None, nam
 def propose(app) -> list[int]:
     with app.app_context():
         program = db.session.scalar(select(Program))
-        return [p.id for p in payouts.propose(program)]
+        return [p.id for p in proposals.propose(program)]
 
 
 def payout_of(app, external_id: str) -> Payout:

@@ -29,7 +29,7 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.payouts import lifecycle as payouts
+from rewards.payouts import proposals
 from rewards.people.accounts import create_account
 from rewards.people.codes import primary_code
 from rewards.policies.versions import publish
@@ -120,7 +120,7 @@ def reject(app, signal_id, account_id, reason="The friend is the referrer."):
 
 def propose(app, program) -> list[int]:
     with app.app_context():
-        return [p.id for p in payouts.propose(db.session.get(Program, program))]
+        return [p.id for p in proposals.propose(db.session.get(Program, program))]
 
 
 def assert_ledger_true(app):

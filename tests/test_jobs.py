@@ -109,3 +109,23 @@ def test_redis_down_loses_nothing_and_sweep_recovers(app, redis_url):
     assert processed(up) is not None
     with up.app_context():
         assert sweep()["conversions_requeued"] == 0
+
+
+def test_every_job_enqueued_by_path_is_a_job():
+    """Jobs are enqueued by dotted path, so a misspelt path would fail only when it runs:
+    every "rewards.jobs.<name>" written in the code names a function of rewards.jobs."""
+    import ast
+    from pathlib import Path
+
+    from rewards import jobs
+
+    paths = set()
+    for source in (Path(__file__).resolve().parent.parent / "rewards").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value.startswith("rewards.jobs."):
+                paths.add(node.value)
+    assert {"rewards.jobs.process_conversion", "rewards.jobs.send_payout",
+            "rewards.jobs.process_stripe_events", "rewards.jobs.reward_purchases"} <= paths
+    for path in paths:
+        assert callable(getattr(jobs, path.removeprefix("rewards.jobs."), None)), path

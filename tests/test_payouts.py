@@ -20,7 +20,7 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.payouts import lifecycle as payouts
+from rewards.payouts import approvals, proposals, sending
 from rewards.people.accounts import create_account
 from rewards.policies.versions import publish
 from rewards.sweep import sweep
@@ -62,13 +62,13 @@ def propose(app, **program_changes):
         for key, value in program_changes.items():
             setattr(program, key, value)
         db.session.commit()
-        made = payouts.propose(program)
+        made = proposals.propose(program)
         return [p.id for p in made]
 
 
 def approve(app, payout_id, account_id):
     with app.app_context():
-        return payouts.approve(payout_id, db.session.get(Account, account_id)).status
+        return approvals.approve(payout_id, db.session.get(Account, account_id)).status
 
 
 def payout_row(app, payout_id) -> Payout:
@@ -137,8 +137,8 @@ def test_rejection_returns_or_rejects_the_rewards(app, earned, rewards_to):
     with app.app_context():
         account = db.session.get(Account, coordinator(app))
         with pytest.raises(Exception, match="reason"):
-            payouts.reject(payout_id, account, "", rewards_to)
-        payouts.reject(payout_id, account, "Looks like a duplicate account", rewards_to)
+            approvals.reject(payout_id, account, "", rewards_to)
+        approvals.reject(payout_id, account, "Looks like a duplicate account", rewards_to)
         statuses = set(db.session.scalars(select(Reward.status).filter_by(customer_id=earned)))
         assert statuses == {rewards_to}
         assert db.session.get(Payout, payout_id).rejection_reason == \
@@ -151,13 +151,13 @@ def test_clawbacks_owed_are_netted_and_given_back_on_rejection(app, api, earned)
     [first] = propose(app)
     with app.app_context():
         account = db.session.get(Account, coordinator(app))
-        payouts.approve(first, account)
+        approvals.approve(first, account)
         db.session.execute(update(Payout).values(method="manual"))
         db.session.commit()
     with app.app_context():
         db.session.execute(update(Payout).where(Payout.id == first).values(status="approved"))
         db.session.commit()
-        payouts.mark_paid(first, db.session.get(Account, coordinator(app, "carl")), "BANK-1")
+        approvals.mark_paid(first, db.session.get(Account, coordinator(app, "carl")), "BANK-1")
     assert api.post("/refunds", {"order_id": "o-1", "amount": 10000}).status_code == 200
     api.post("/conversions", {"order_id": "o-3", "external_id": "f-1", "amount": 30000,
                               "currency": "usd"})
@@ -165,7 +165,7 @@ def test_clawbacks_owed_are_netted_and_given_back_on_rejection(app, api, earned)
     row = payout_row(app, second)
     assert (row.gross, row.netted, row.amount) == (3000, 1000, 2000)
     with app.app_context():
-        payouts.reject(second, db.session.get(Account, coordinator(app, "dora")), "later",
+        approvals.reject(second, db.session.get(Account, coordinator(app, "dora")), "later",
                        "available")
         assert db.session.scalar(select(Adjustment.status).filter_by(kind="clawback")) == "owed"
     assert ledger_true(app) == []
@@ -217,12 +217,12 @@ def test_a_sender_that_dies_after_stripe_answered_is_resumed_without_a_second_tr
         raise SystemExit("worker killed after Stripe answered")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit):
-        patch.setattr(payouts, "_settle", die)
+        patch.setattr(sending, "settle", die)
         approve(app, payout_id, coordinator(app))
     assert payout_row(app, payout_id).status == "processing"
     assert len(stripe_fake.calls("POST /v1/transfers")) == 1
     with app.app_context():
-        assert payouts.send(payout_id, resume=True) == "not stale"  # its sender may be alive
+        assert sending.send(payout_id, resume=True) == "not stale"  # its sender may be alive
         db.session.execute(update(Payout).values(last_attempt_at=utcnow() - timedelta(hours=1)))
         db.session.commit()
         assert sweep()["payouts_retried"] == 1
@@ -244,12 +244,12 @@ def test_twenty_threads_approving_and_sending_make_one_transfer(app, earned, str
         with app.app_context():
             barrier.wait()
             try:
-                payouts.approve(payout_id, db.session.get(Account, account_id))
+                approvals.approve(payout_id, db.session.get(Account, account_id))
             except Conflict:
                 pass
             except Exception as error:  # anything else fails the test below
                 errors.append(error)
-            payouts.send(payout_id)
+            sending.send(payout_id)
 
     threads = [threading.Thread(target=race, args=(p,)) for p in people]
     for thread in threads:
@@ -298,8 +298,8 @@ def test_manual_payouts_wait_for_a_reference(app, earned, stripe_fake):
     with app.app_context():
         account = db.session.get(Account, coordinator(app, "carl"))
         with pytest.raises(Exception, match="reference"):
-            payouts.mark_paid(payout_id, account, " ")
-        payouts.mark_paid(payout_id, account, "SEPA-2026-001")
+            approvals.mark_paid(payout_id, account, " ")
+        approvals.mark_paid(payout_id, account, "SEPA-2026-001")
     row = payout_row(app, payout_id)
     assert (row.status, row.reference) == ("paid", "SEPA-2026-001")
     assert stripe_fake.requests == []

@@ -10,7 +10,7 @@ from rewards.models import Click, Customer, Program
 from rewards.people.codes import primary_code
 from rewards.people.customers import find_or_add_customer
 from rewards.people.programs import update_program
-from rewards.web.public.visitor import COOKIE
+from rewards.web.visitor import COOKIE
 
 from .conftest import PASSWORD, login
 

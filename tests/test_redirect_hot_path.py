@@ -32,8 +32,8 @@ from rewards.models import Click, Program
 from rewards.people.codes import forget, primary_code
 from rewards.people.customers import find_or_add_customer
 from rewards.web.public import redirect as lane_module
-from rewards.web.public.visitor import sign_visitor_id
-from rewards.web.public.visitor import visitor_cookie as visitor_cookie_header
+from rewards.web.visitor import sign_visitor_id
+from rewards.web.visitor import visitor_cookie as visitor_cookie_header
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 

@@ -15,8 +15,9 @@ from rewards.extensions import db
 from rewards.jobs import process_stripe_events, reward_purchases
 from rewards.ledger.check import check_ledger
 from rewards.models import Conversion, Customer, Program, Refund, Reward, StripeEvent
-from rewards.stripe import events as stripe_events_service
-from rewards.stripe.events import QUEUED_KEY, process, process_received, store
+from rewards.stripe import batch as stripe_batch
+from rewards.stripe import processing as stripe_processing
+from rewards.stripe.inbox import QUEUED_KEY, process, process_received, store
 
 from .conftest import make_app
 from .stripe_kit import SECRETS, charge_refunded, checkout, deliver
@@ -120,7 +121,7 @@ def test_events_another_transaction_holds_are_left_to_it(app, referrer_code, mon
     `process` of one of its events) claims none of them, and they are applied once."""
     referred = store_purchases(app, 6, referrer_code)
     claimed, entered, release = [], threading.Event(), threading.Event()
-    handler = stripe_events_service.HANDLERS["checkout.session.completed"]
+    handler = stripe_processing.HANDLERS["checkout.session.completed"]
 
     def slow(event, obj, batch):
         if threading.current_thread().name == "first":
@@ -128,7 +129,7 @@ def test_events_another_transaction_holds_are_left_to_it(app, referrer_code, mon
             assert release.wait(60)
         return handler(event, obj, batch)
 
-    monkeypatch.setitem(stripe_events_service.HANDLERS, "checkout.session.completed", slow)
+    monkeypatch.setitem(stripe_processing.HANDLERS, "checkout.session.completed", slow)
 
     def run(name):
         with app.app_context():
@@ -179,7 +180,7 @@ def test_a_batch_that_dies_leaves_its_events_for_the_next(app, referrer_code, mo
     """A worker killed mid-batch: the transaction is rolled back whole, nothing is applied
     or lost, and the next batch applies every event once."""
     referred = store_purchases(app, 5, referrer_code)
-    handler = stripe_events_service.HANDLERS["checkout.session.completed"]
+    handler = stripe_processing.HANDLERS["checkout.session.completed"]
     seen = []
 
     def dying(event, obj, batch):
@@ -188,13 +189,13 @@ def test_a_batch_that_dies_leaves_its_events_for_the_next(app, referrer_code, mo
             raise KeyboardInterrupt  # not an Exception: nothing catches it on the way out
         return handler(event, obj, batch)
 
-    monkeypatch.setitem(stripe_events_service.HANDLERS, "checkout.session.completed", dying)
+    monkeypatch.setitem(stripe_processing.HANDLERS, "checkout.session.completed", dying)
     with app.app_context(), pytest.raises(KeyboardInterrupt):
         process_received()
     assert [row[1:] for row in events(app)] == [("received", "", 0)] * 5
     assert count(app, Conversion) == 0
     assert count(app, Customer) == 1  # the referrer alone
-    monkeypatch.setitem(stripe_events_service.HANDLERS, "checkout.session.completed", handler)
+    monkeypatch.setitem(stripe_processing.HANDLERS, "checkout.session.completed", handler)
     with app.app_context():
         assert process_received() == 5
     assert_each_recorded_once(app, 5, referred)
@@ -238,13 +239,13 @@ def test_a_purchase_recorded_after_the_batch_looked_is_found_not_doubled(app, re
         store(checkout("evt_1", pi="pi_1", email="a@example.com"))
         assert process_received() == 1
         store(checkout("evt_2", pi="pi_1", email="a@example.com"))
-    looked_up = stripe_events_service._prefetch
+    looked_up = stripe_batch.prefetch
 
     def stale(rows, batch):
         looked_up(rows, batch)
         batch.recorded.clear()  # as if pi_1 had been committed just after the lookup
 
-    monkeypatch.setattr(stripe_events_service, "_prefetch", stale)
+    monkeypatch.setattr(stripe_batch, "prefetch", stale)
     with app.app_context():
         assert process_received() == 1
     assert events(app)[1][1:] == ("processed", "The purchase pi_1 was already recorded.", 0)
@@ -277,14 +278,14 @@ def test_a_buyer_added_after_the_batch_looked_is_found_not_doubled(app, referrer
                                 email="late@example.com"))
         db.session.commit()
         program_id = program.id
-    looked_up = stripe_events_service._prefetch
+    looked_up = stripe_batch.prefetch
 
     def stale(rows, batch):
         looked_up(rows, batch)
         # As if the customer had been committed just after the lookup found no one.
         batch.absent_emails.add((program_id, "late@example.com"))
 
-    monkeypatch.setattr(stripe_events_service, "_prefetch", stale)
+    monkeypatch.setattr(stripe_batch, "prefetch", stale)
     with app.app_context():
         store(checkout("evt_1", pi="pi_1", email="late@example.com",
                        client_reference_id=referrer_code))

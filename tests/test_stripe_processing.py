@@ -25,7 +25,7 @@ from rewards.models import (
     StripeEvent,
     utcnow,
 )
-from rewards.stripe.events import ingest, process
+from rewards.stripe.inbox import ingest, process
 
 from .stripe_kit import (
     SECRETS,

@@ -241,3 +241,9 @@ def record_known_visitor(customer_id: int, visitor_id: str, ip_hash: str | None)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=["customer_id", "visitor_id"],
         set_={"seen_at": now, "ip_hash": ip_hash}))
+
+
+def remember_browser(customer_id: int, visitor_id: str, ip_hash: str | None) -> None:
+    """`record_known_visitor` for a customer signing in, committed."""
+    record_known_visitor(customer_id, visitor_id, ip_hash)
+    db.session.commit()

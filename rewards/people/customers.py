@@ -1,8 +1,9 @@
 """Finding and creating customers as the business's servers report them."""
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from rewards.errors import Conflict
+from rewards.errors import Conflict, ServiceError
 from rewards.extensions import db
 from rewards.models import Customer, Program
 from rewards.people.codes import issue_code
@@ -60,3 +61,22 @@ def find_or_add_customer(
     if name and not customer.name:
         customer.name = name.strip()[:120]
     return customer, False
+
+
+def record_customer(program: Program, external_id: str, email: str, name: str | None = None,
+                    *, stripe_customer_id: str | None = None) -> tuple[Customer, bool]:
+    """A customer reported by the business's server (`find_or_add_customer`), committed;
+    a racing request that added them first is read instead."""
+    for _ in range(3):
+        try:
+            customer, created = find_or_add_customer(program, external_id, email, name)
+            if stripe_customer_id:
+                customer.stripe_customer_id = stripe_customer_id
+            db.session.commit()
+            return customer, created
+        except IntegrityError:
+            db.session.rollback()  # a racing request added them first; read theirs
+        except ServiceError:
+            db.session.rollback()
+            raise
+    raise Conflict("The customer collided with another request; send it again.")

@@ -34,3 +34,13 @@ def account_updated(account_object: dict, *, commit: bool = True) -> Customer | 
         else:
             db.session.flush()
     return customer
+
+
+def account_updated_event(event: dict, obj: dict, batch) -> tuple[str, str, None, list]:
+    """The `account.updated` event's handler (see `rewards.stripe.processing.HANDLERS`)."""
+    customer = account_updated(obj, commit=False)
+    if customer is None:
+        return "processed", f"The account {obj.get('id')} is not a referrer's.", None, []
+    state = "can" if customer.stripe_account_ready else "cannot yet"
+    return ("processed", f"Customer #{customer.id}'s Stripe account {state} receive payouts.",
+            None, [])

@@ -2,7 +2,6 @@ import re
 
 from flask import jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from rewards.attribution.purchases import (
@@ -16,7 +15,7 @@ from rewards.errors import NotFound, ServiceError
 from rewards.extensions import db
 from rewards.ledger.refunds import record_refund
 from rewards.models import PAYOUT_STATUSES, Customer, Payout
-from rewards.people.customers import find_customer, find_or_add_customer
+from rewards.people.customers import find_customer, record_customer
 from rewards.people.programs import get_program
 from rewards.web.api import answers, bp, parse
 
@@ -40,20 +39,9 @@ def create_customer():
         raise ServiceError("stripe_customer_id must be a Stripe customer id such as cus_123.",
                            field="stripe_customer_id")
     program = get_program(parse.text(data, "program", max_length=64))
-    for _ in range(3):
-        try:
-            row, created = find_or_add_customer(program, external_id, email, name)
-            if stripe_customer_id:
-                row.stripe_customer_id = stripe_customer_id
-            db.session.commit()
-            return _created(answers.customer(row), created)
-        except IntegrityError:
-            db.session.rollback()  # a racing request added them first; read theirs
-        except ServiceError:
-            db.session.rollback()
-            raise
-    raise ServiceError("The customer collided with another request; send it again.",
-                       code="conflict")
+    row, created = record_customer(program, external_id, email, name,
+                                   stripe_customer_id=stripe_customer_id)
+    return _created(answers.customer(row), created)
 
 
 @bp.get("/customers/<external_id>")

@@ -5,13 +5,14 @@ from rewards.attribution.clicks import hash_ip, new_visitor_id
 from rewards.attribution.signups import register_customer
 from rewards.errors import ServiceError
 from rewards.extensions import db, limiter, login_manager
-from rewards.fraud.signals import record_known_visitor
+from rewards.fraud.signals import remember_browser
 from rewards.models import Account
 from rewards.people.accounts import authenticate
 from rewards.people.programs import default_program, get_program
 from rewards.urls import is_local_path
 from rewards.web.auth import bp
 from rewards.web.auth.forms import LoginForm, LogoutForm, SignupForm
+from rewards.web.visitor import read_visitor_id, set_visitor_cookie
 
 HOMES = {
     "admin": "admin.home",
@@ -71,18 +72,12 @@ def login():
 def _remember_browser(customer_id: int, response) -> None:
     """Note the browser (and network) a customer signs in from, so that a 'friend' signing
     up from them is flagged; a browser without a visitor id gets one."""
-    from rewards.web.public.visitor import (  # public imports auth
-        read_visitor_id,
-        set_visitor_cookie,
-    )
-
     visitor_id = read_visitor_id(request)
     if visitor_id is None:
         visitor_id = new_visitor_id()
         program = default_program()
         set_visitor_cookie(response, visitor_id, program.window_days if program else 30)
-    record_known_visitor(customer_id, visitor_id, hash_ip(request.remote_addr))
-    db.session.commit()
+    remember_browser(customer_id, visitor_id, hash_ip(request.remote_addr))
 
 
 @bp.post("/logout")

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import RETRYABLE_PAYOUT, Payout, PayoutApproval
-from rewards.payouts import lifecycle as payouts
+from rewards.payouts import approvals
 from rewards.web.coordinator.common import attempt, me
 
 REWARDS_TO = {"available": "its rewards are available again",
@@ -27,7 +27,7 @@ def _refused(payout_id: int, error: ServiceError) -> Outcome:
 
 
 def approve(payout_id: int) -> Outcome:
-    _, error = attempt(payouts.approve, payout_id, me())
+    _, error = attempt(approvals.approve, payout_id, me())
     if error:
         return _refused(payout_id, error)
     payout = db.session.get(Payout, payout_id)
@@ -49,7 +49,7 @@ def approve(payout_id: int) -> Outcome:
 
 
 def reject(payout_id: int, reason: str, rewards_to: str) -> Outcome:
-    _, error = attempt(payouts.reject, payout_id, me(), reason, rewards_to)
+    _, error = attempt(approvals.reject, payout_id, me(), reason, rewards_to)
     if error:
         if error.field:  # the reason or the choice: say it once, without a payout number
             return Outcome("error", error.message, bad_input=True)
@@ -58,7 +58,7 @@ def reject(payout_id: int, reason: str, rewards_to: str) -> Outcome:
 
 
 def retry(payout_id: int) -> Outcome:
-    _, error = attempt(payouts.retry, payout_id, me())
+    _, error = attempt(approvals.retry, payout_id, me())
     if error:
         return _refused(payout_id, error)
     payout = db.session.get(Payout, payout_id)
@@ -74,7 +74,7 @@ def retry(payout_id: int) -> Outcome:
 
 
 def mark_paid(payout_id: int, reference: str) -> Outcome:
-    _, error = attempt(payouts.mark_paid, payout_id, me(), reference)
+    _, error = attempt(approvals.mark_paid, payout_id, me(), reference)
     if error:
         if error.field:
             return Outcome("error", error.message, bad_input=True)

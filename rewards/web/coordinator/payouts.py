@@ -6,7 +6,7 @@ from rewards.audit.log import record_download
 from rewards.extensions import db
 from rewards.fraud import signals as fraud
 from rewards.models import PAYOUT_METHODS, Program, utcnow
-from rewards.payouts import lifecycle as payout_service
+from rewards.payouts import proposals
 from rewards.payouts import queue as payout_queue
 from rewards.payouts.queue import STATUS_CHOICES, QueueFilters
 from rewards.web.coordinator import actions, bp
@@ -105,7 +105,7 @@ def payout_mark_paid(payout_id: int):
 @bp.post("/programs/<int:program_id>/propose")
 def propose(program_id: int):
     program = db.session.get(Program, program_id) or abort(404)
-    made, error = attempt(lambda: payout_service.propose(program, account=me()))
+    made, error = attempt(lambda: proposals.propose(program, account=me()))
     if error:
         flash(error.message, "error")
     elif made:

@@ -25,7 +25,7 @@ from werkzeug.wsgi import get_path_info
 from rewards.attribution.clicks import new_visitor_id, record_click
 from rewards.people.codes import CodeEntry, lookup
 from rewards.urls import host_of
-from rewards.web.public.visitor import read_visitor_id, visitor_cookie
+from rewards.web.visitor import read_visitor_id, visitor_cookie
 
 log = logging.getLogger(__name__)
 PREFIX = "/r/"

@@ -10,7 +10,7 @@ from rewards.web.auth.views import REGISTERED
 from rewards.web.public import bp
 from rewards.web.public.forms import CodeForm, FriendSignupForm
 from rewards.web.public.redirect import record_visit, visitor_of
-from rewards.web.public.visitor import read_visitor_id, set_visitor_cookie
+from rewards.web.visitor import read_visitor_id, set_visitor_cookie
 
 
 @bp.get("/")

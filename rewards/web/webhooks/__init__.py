@@ -1,7 +1,7 @@
 """Webhooks from Stripe: verify the signature on the raw body, store the event, answer.
 
 Intake only verifies, stores (once per event id: one insert and its commit) and answers;
-the work is a job. After the commit of a new event, `rewards.stripe.events.stored` makes
+the work is a job. After the commit of a new event, `rewards.stripe.inbox.stored` makes
 sure a `process_stripe_events` job is queued (one Redis round trip; that job applies the
 received events in batches), or without Redis applies the event inline.
 """
@@ -28,7 +28,7 @@ def _error(status: int, code: str, message: str):
 
 @bp.post("/stripe")
 def stripe_webhook():
-    from rewards.stripe.events import store, stored
+    from rewards.stripe.inbox import store, stored
 
     secrets = current_app.config.get("STRIPE_WEBHOOK_SECRETS") or []
     if not secrets:
