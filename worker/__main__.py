@@ -4,11 +4,12 @@
 
 N worker processes (2 by default) take jobs from the queue: one job applies a batch of
 Stripe events while another computes the rewards of the batch before, so the two use two
-cores. The first process also runs rq's scheduler and the ticker, which moves queued
-clicks from Redis into the database about every second, brings the dashboard's daily
-rollups up to date every few seconds, and enqueues `sweep` every minute, so work delayed
-by an outage is picked up again. Stopping the first process (SIGTERM or SIGINT) stops the
-others after their current job; a helper whose first process died stops on its own.
+cores. The first process also starts rq's scheduler in a process of its own, and runs the
+ticker, which moves queued clicks from Redis into the database about every second, brings
+the dashboard's daily rollups up to date every few seconds, and enqueues `sweep` every
+minute, so work delayed by an outage is picked up again. Stopping the first process
+(SIGTERM or SIGINT) stops the others after their current job; a helper whose first process
+died stops on its own.
 """
 
 import argparse
@@ -22,7 +23,7 @@ from rewards import create_app
 from rewards.analytics.rollups import refresh as refresh_rollups
 from rewards.attribution.clicks import flush_clicks
 from rewards.background import enqueue
-from worker.processes import helper, serve
+from worker.processes import helper, scheduler, serve
 
 log = logging.getLogger("worker")
 SWEEP_EVERY = 60  # seconds
@@ -67,15 +68,16 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     spawn = multiprocessing.get_context("spawn")
-    helpers = [spawn.Process(target=helper, args=(os.getpid(),), name=f"worker-{n}")
-               for n in range(2, args.processes + 1)]
+    helpers = [spawn.Process(target=scheduler, args=(os.getpid(),), name="scheduler")]
+    helpers += [spawn.Process(target=helper, args=(os.getpid(),), name=f"worker-{n}")
+                for n in range(2, args.processes + 1)]
     for process in helpers:
         process.start()
     stop = threading.Event()
     ticker = threading.Thread(target=tick, args=(app, stop), name="ticker", daemon=True)
     ticker.start()
     try:
-        serve(app, with_scheduler=True)
+        serve(app)
     finally:
         stop.set()
         for process in helpers:
