@@ -1,15 +1,12 @@
 """Run the rq workers inside the app context, and a ticker beside them.
 
-    python -m worker [--processes N]
-
-N worker processes (2 by default) take jobs from the queue: one job applies a batch of
-Stripe events while another computes the rewards of the batch before, so the two use two
-cores. The first process also starts rq's scheduler in a process of its own, and runs the
-ticker, which moves queued clicks from Redis into the database about every second, brings
-the dashboard's daily rollups up to date every few seconds, and enqueues `sweep` every
-minute, so work delayed by an outage is picked up again. Stopping the first process
-(SIGTERM or SIGINT) stops the others after their current job; a helper whose first process
-died stops on its own.
+`python -m worker [--processes N]`: N worker processes (2 by default), so that a batch of
+Stripe events and the rewards of the batch before use two cores. The first process starts
+the others and rq's scheduler (with `spawn`) and runs the ticker: queued clicks into the
+database every second, the dashboard's rollups every 5 s, `sweep` every minute. SIGTERM or
+SIGINT on it stops the others after their current job (killed after 30 s); a helper whose
+first process died stops on its own. rq's WorkerPool does not fit: it forks, waits for a
+stuck job without end, has no first process for the ticker, and its workers outlive it.
 """
 
 import argparse
