@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from rq import Worker
+from rq.scheduler import RQScheduler
 from sqlalchemy import func, select
 
-from rewards.background import get_queue
+from rewards.background import QUEUE_NAME, get_queue
 from rewards.extensions import db
 from rewards.models import Click, Conversion
 
@@ -72,22 +73,37 @@ def rq_workers(app) -> dict[str, int]:
                 for worker in Worker.all(connection=get_queue().connection)}
 
 
+def scheduling(app) -> bool:
+    """Whether an rq scheduler holds the queue's lock on the app's Redis."""
+    with app.app_context():
+        key = RQScheduler.get_locking_key(QUEUE_NAME)
+        return bool(get_queue().connection.exists(key))
+
+
 def test_the_worker_runs_two_processes_and_stops_them_together(redis_app, redis_url):  # noqa: F811
     with running_worker(redis_app, redis_url) as worker:
         assert wait_for(lambda: len(rq_workers(redis_app)) == 2), output(worker)
         assert worker.pid in rq_workers(redis_app).values()
+        assert wait_for(lambda: scheduling(redis_app)), output(worker)
     assert worker.returncode == 0
-    # The helper finished its warm shutdown too, and unregistered.
+    # The helper finished its warm shutdown too, and unregistered; the scheduler let go.
     assert wait_for(lambda: rq_workers(redis_app) == {}, 15)
+    assert not scheduling(redis_app)
 
 
-def test_a_helper_stops_when_its_first_process_dies(redis_app, redis_url):  # noqa: F811
+def test_a_helper_and_the_scheduler_stop_when_the_first_process_dies(redis_app, redis_url):  # noqa: F811
     with running_worker(redis_app, redis_url) as worker:
         assert wait_for(lambda: len(rq_workers(redis_app)) == 2), output(worker)
+        assert wait_for(lambda: scheduling(redis_app)), output(worker)
         [helper] = [name for name, pid in rq_workers(redis_app).items() if pid != worker.pid]
-        worker.kill()  # no chance to stop the helper itself
+        worker.kill()  # no chance to stop the others itself
         worker.wait(timeout=10)
         assert wait_for(lambda: helper not in rq_workers(redis_app), 15)
+        assert wait_for(lambda: not scheduling(redis_app), 15)
+        # Nothing of the dead process still waits on the queue to take the next job.
+        with redis_app.app_context():
+            get_queue().enqueue("rewards.jobs.sweep")
+            assert get_queue().count == 1
 
 
 def test_the_number_of_processes_is_checked():

@@ -1,14 +1,12 @@
 """Run the rq workers inside the app context, and a ticker beside them.
 
-    python -m worker [--processes N]
-
-N worker processes (2 by default) take jobs from the queue: one job applies a batch of
-Stripe events while another computes the rewards of the batch before, so the two use two
-cores. The first process also runs rq's scheduler and the ticker, which moves queued
-clicks from Redis into the database about every second, brings the dashboard's daily
-rollups up to date every few seconds, and enqueues `sweep` every minute, so work delayed
-by an outage is picked up again. Stopping the first process (SIGTERM or SIGINT) stops the
-others after their current job; a helper whose first process died stops on its own.
+`python -m worker [--processes N]`: N worker processes (2 by default), so that a batch of
+Stripe events and the rewards of the batch before use two cores. The first process starts
+the others and rq's scheduler (with `spawn`) and runs the ticker: queued clicks into the
+database every second, the dashboard's rollups every 5 s, `sweep` every minute. SIGTERM or
+SIGINT on it stops the others after their current job (killed after 30 s); a helper whose
+first process died stops on its own. rq's WorkerPool does not fit: it forks, waits for a
+stuck job without end, has no first process for the ticker, and its workers outlive it.
 """
 
 import argparse
@@ -22,7 +20,7 @@ from rewards import create_app
 from rewards.analytics.rollups import refresh as refresh_rollups
 from rewards.attribution.clicks import flush_clicks
 from rewards.background import enqueue
-from worker.processes import helper, serve
+from worker.processes import helper, scheduler, serve
 
 log = logging.getLogger("worker")
 SWEEP_EVERY = 60  # seconds
@@ -67,15 +65,16 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     spawn = multiprocessing.get_context("spawn")
-    helpers = [spawn.Process(target=helper, args=(os.getpid(),), name=f"worker-{n}")
-               for n in range(2, args.processes + 1)]
+    helpers = [spawn.Process(target=scheduler, args=(os.getpid(),), name="scheduler")]
+    helpers += [spawn.Process(target=helper, args=(os.getpid(),), name=f"worker-{n}")
+                for n in range(2, args.processes + 1)]
     for process in helpers:
         process.start()
     stop = threading.Event()
     ticker = threading.Thread(target=tick, args=(app, stop), name="ticker", daemon=True)
     ticker.start()
     try:
-        serve(app, with_scheduler=True)
+        serve(app)
     finally:
         stop.set()
         for process in helpers:
