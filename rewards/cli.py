@@ -16,8 +16,18 @@ rewards_cli = AppGroup("rewards", help="Referral rewards commands.")
 
 
 def _fail(error: ServiceError):
-    click.echo(f"error: {error.message}", err=True)
+    """Exit 1 with the error, or each error of an invalid policy document, on stderr."""
+    for line in getattr(error, "errors", None) or [error.message]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(1)
+
+
+def _read_json(path: str):
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        click.echo(f"error: {path} is not JSON: {error}", err=True)
+        sys.exit(1)
 
 
 @rewards_cli.command("create-user")
@@ -82,19 +92,11 @@ def publish_policy_command(slug, path):
     """Validate a policy document and publish it as the program's next version."""
     from rewards.people.programs import get_program
     from rewards.policies import cautions, parse_policy
-    from rewards.policies.versions import InvalidPolicy, publish
+    from rewards.policies.versions import publish
 
-    try:
-        document = json.loads(Path(path).read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        click.echo(f"error: {path} is not JSON: {error}", err=True)
-        sys.exit(1)
+    document = _read_json(path)
     try:
         version = publish(get_program(slug), document)
-    except InvalidPolicy as invalid:
-        for line in invalid.errors:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(1)
     except ServiceError as error:
         _fail(error)
     for line in cautions(parse_policy(document)):
@@ -248,20 +250,11 @@ def simulate_command(slug, path, days):
     Writes nothing."""
     from rewards.people.programs import get_program
     from rewards.policies.replay import simulate
-    from rewards.policies.versions import InvalidPolicy
 
-    try:
-        document = json.loads(Path(path).read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        click.echo(f"error: {path} is not JSON: {error}", err=True)
-        sys.exit(1)
+    document = _read_json(path)
     bar = _ProgressBar("Replaying purchases")
     try:
         result = simulate(get_program(slug), document, days, progress=bar.update)
-    except InvalidPolicy as invalid:
-        for line in invalid.errors:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(1)
     except ServiceError as error:
         _fail(error)
     finally:

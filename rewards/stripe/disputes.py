@@ -36,15 +36,24 @@ def _dispute_row(dispute_id: str, conversion: Conversion, amount, status: str) -
     return dispute
 
 
-def dispute_created(event: dict, obj: dict, batch: Batch):
+def _disputed(obj: dict, status: str):
+    """(order keys, the purchase or None, the dispute row inserted with `status` unless it
+    exists)."""
     keys = _dispute_keys(obj)
     conversion = stripe_conversion(keys)
     if conversion is None:
-        return waiting(keys)
+        return keys, None, None
     dispute_id = ref_id(obj.get("id"))
     if dispute_id is None:
         raise BadEvent("The dispute has no id.", field="id")
-    dispute = _dispute_row(dispute_id, conversion, obj.get("amount"), "open")
+    return keys, conversion, _dispute_row(dispute_id, conversion, obj.get("amount"), status)
+
+
+def dispute_created(event: dict, obj: dict, batch: Batch):
+    keys, conversion, dispute = _disputed(obj, "open")
+    if conversion is None:
+        return waiting(keys)
+    dispute_id = dispute.dispute_id
     if dispute.status != "open":
         return ("processed", f"The dispute {dispute_id} was already closed ({dispute.status}).",
                 conversion.order_id, keys)
@@ -58,14 +67,10 @@ def dispute_closed(event: dict, obj: dict, batch: Batch):
     closed = {"won": "won", "warning_closed": "won", "lost": "lost"}.get(status)
     if closed is None:
         return "ignored", f"The dispute is not closed (its status is {status}).", None, []
-    keys = _dispute_keys(obj)
-    conversion = stripe_conversion(keys)
+    keys, conversion, dispute = _disputed(obj, closed)
     if conversion is None:
         return waiting(keys)
-    dispute_id = ref_id(obj.get("id"))
-    if dispute_id is None:
-        raise BadEvent("The dispute has no id.", field="id")
-    dispute = _dispute_row(dispute_id, conversion, obj.get("amount"), closed)
+    dispute_id = dispute.dispute_id
     if dispute.status == "open":
         db.session.execute(
             update(Dispute).where(Dispute.id == dispute.id, Dispute.status == "open")

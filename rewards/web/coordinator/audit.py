@@ -1,21 +1,19 @@
 """The staff audit log: filtered, paged, exported."""
 
-from flask import flash, render_template, request
+from flask import render_template, request
 
 from rewards.audit import entries as audit_log
 from rewards.audit.entries import AuditFilters
 from rewards.audit.log import record_download
 from rewards.models import utcnow
 from rewards.web.coordinator import bp
-from rewards.web.coordinator.common import me
+from rewards.web.coordinator.common import filters_from_query, me
 from rewards.web.downloads import csv_response
 
 
 @bp.get("/audit")
 def audit():
-    filters = AuditFilters.from_args(request.args)
-    for message in filters.errors:
-        flash(message, "error")
+    filters = filters_from_query(AuditFilters)
     page = audit_log.entries(filters, request.args.get("page", 1, type=int))
     return render_template("coordinator/audit.html", filters=filters, result=page,
                            actions=audit_log.actions())

@@ -1,7 +1,7 @@
 """Helpers shared by the coordinator views: the signed-in account, safe returns, and
 turning each service outcome into a message."""
 
-from flask import redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from rewards.errors import ServiceError
@@ -33,3 +33,11 @@ def attempt(action, *args) -> tuple[object | None, ServiceError | None]:
     except ServiceError as error:
         db.session.rollback()
         return None, error
+
+
+def filters_from_query(kind):
+    """`kind.from_args(request.args)`, each value it had to drop said in a message."""
+    filters = kind.from_args(request.args)
+    for message in filters.errors:
+        flash(message, "error")
+    return filters

@@ -10,15 +10,13 @@ from rewards.payouts import proposals
 from rewards.payouts import queue as payout_queue
 from rewards.payouts.queue import STATUS_CHOICES, QueueFilters
 from rewards.web.coordinator import actions, bp
-from rewards.web.coordinator.common import attempt, back_to, me, queue_url
+from rewards.web.coordinator.common import attempt, back_to, filters_from_query, me, queue_url
 from rewards.web.downloads import csv_response
 
 
 @bp.get("/payouts")
 def payouts():
-    filters = QueueFilters.from_args(request.args)
-    for message in filters.errors:
-        flash(message, "error")
+    filters = filters_from_query(QueueFilters)
     page = payout_queue.queue(filters, request.args.get("page", 1, type=int))
     return render_template("coordinator/payouts.html", filters=filters, result=page,
                            programs=payout_queue.programs(), statuses=STATUS_CHOICES,
@@ -69,37 +67,31 @@ def payout(payout_id: int):
                            kinds=fraud.KIND_NAMES, here=request.full_path.rstrip("?"))
 
 
-def _detail_url(payout_id: int) -> str:
-    return url_for("coordinator.payout", payout_id=payout_id)
+def _told(outcome, payout_id: int):
+    """Say how the action went, and go back to where it was asked from (else the payout)."""
+    flash(outcome.message, outcome.category)
+    return back_to(url_for("coordinator.payout", payout_id=payout_id))
 
 
 @bp.post("/payouts/<int:payout_id>/approve")
 def payout_approve(payout_id: int):
-    outcome = actions.approve(payout_id)
-    flash(outcome.message, outcome.category)
-    return back_to(_detail_url(payout_id))
+    return _told(actions.approve(payout_id), payout_id)
 
 
 @bp.post("/payouts/<int:payout_id>/reject")
 def payout_reject(payout_id: int):
-    outcome = actions.reject(payout_id, request.form.get("reason", ""),
-                             request.form.get("rewards_to", ""))
-    flash(outcome.message, outcome.category)
-    return back_to(_detail_url(payout_id))
+    return _told(actions.reject(payout_id, request.form.get("reason", ""),
+                                request.form.get("rewards_to", "")), payout_id)
 
 
 @bp.post("/payouts/<int:payout_id>/retry")
 def payout_retry(payout_id: int):
-    outcome = actions.retry(payout_id)
-    flash(outcome.message, outcome.category)
-    return back_to(_detail_url(payout_id))
+    return _told(actions.retry(payout_id), payout_id)
 
 
 @bp.post("/payouts/<int:payout_id>/mark-paid")
 def payout_mark_paid(payout_id: int):
-    outcome = actions.mark_paid(payout_id, request.form.get("reference", ""))
-    flash(outcome.message, outcome.category)
-    return back_to(_detail_url(payout_id))
+    return _told(actions.mark_paid(payout_id, request.form.get("reference", "")), payout_id)
 
 
 @bp.post("/programs/<int:program_id>/propose")

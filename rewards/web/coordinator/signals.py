@@ -26,7 +26,7 @@ def signal_clear(signal_id: int):
     if held:
         flash(f"Cleared signal #{signal_id} on referral #{signal.referral_id}; {held} "
               f"reward{'s' if held != 1 else ''} stay held until its other signals are "
-              "resolved.", "success")
+              "resolved and any card dispute on its purchases closes.", "success")
     else:
         flash(f"Cleared signal #{signal_id} on referral #{signal.referral_id}: its held "
               "rewards are released and go into the next payout.", "success")

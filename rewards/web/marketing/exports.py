@@ -20,6 +20,16 @@ def _text(message: str, status: int) -> Response:
     return Response(message, status, mimetype="text/plain")
 
 
+def _selection(name: str, known, what: str) -> Selection | Response:
+    """The page's program and range for an export of `name`, or the 404 or 400 answer."""
+    if name not in known:
+        return _text(f"There is no such {what}. There are: {', '.join(known)}.", 404)
+    try:
+        return parse(request.args)
+    except BadScope as error:
+        return _text(str(error), 400)
+
+
 def _filename(name: str, selection: Selection) -> str:
     program = selection.program.slug if selection.program else "all"
     return f"{name}-{program}-{selection.scope.start}-{selection.scope.end}.csv"
@@ -27,13 +37,9 @@ def _filename(name: str, selection: Selection) -> str:
 
 @bp.get("/export/<table>.csv")
 def export_table(table: str):
-    if table not in marketing_exports.TABLES:
-        return _text("There is no such dashboard table. Tables: "
-                     f"{', '.join(marketing_exports.TABLES)}.", 404)
-    try:
-        selection = parse(request.args)
-    except BadScope as error:
-        return _text(str(error), 400)
+    selection = _selection(table, marketing_exports.TABLES, "dashboard table")
+    if isinstance(selection, Response):
+        return selection
     rollups.refresh()
     header, rows = marketing_exports.table(table, report(selection.scope))
     return csv_response(_filename(f"dashboard-{table}", selection), header, lambda: rows)
@@ -41,13 +47,9 @@ def export_table(table: str):
 
 @bp.get("/export/raw/<kind>.csv")
 def export_raw(kind: str):
-    if kind not in marketing_exports.RAW:
-        return _text("There is no such export. Raw exports: "
-                     f"{', '.join(marketing_exports.RAW)}.", 404)
-    try:
-        selection = parse(request.args)
-    except BadScope as error:
-        return _text(str(error), 400)
+    selection = _selection(kind, marketing_exports.RAW, "raw export")
+    if isinstance(selection, Response):
+        return selection
     header, rows = marketing_exports.RAW[kind]
     scope = selection.scope
     record_download(current_user, f"{kind}.csv", request.query_string.decode())
