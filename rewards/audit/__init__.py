@@ -1,1 +1,1 @@
-"""audit"""
+"""The staff audit log: who did what to which record, before and after, and reading it."""

@@ -1,3 +1,5 @@
+"""The admin's pages (/admin): programs, reward policies, customers and codes, Stripe."""
+
 from flask import Blueprint
 
 from rewards.web.security import require_roles

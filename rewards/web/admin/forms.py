@@ -1,3 +1,5 @@
+"""The admin's forms: program settings, vanity codes, policy drafts and their preview."""
+
 import re
 from decimal import Decimal
 

@@ -1,3 +1,5 @@
+"""The admin's home, programs and customers (vanity codes)."""
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select

@@ -1,3 +1,5 @@
+"""The API's calls (shared/API.md, HTTP API): parse, call the domain, answer."""
+
 import re
 
 from flask import jsonify, request

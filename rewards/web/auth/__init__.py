@@ -1,3 +1,5 @@
+"""Signing in and out, and a customer's own signup."""
+
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)

@@ -1,3 +1,5 @@
+"""The sign-in, sign-out and signup forms."""
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length

@@ -1,3 +1,5 @@
+"""Sign-in (rate-limited), sign-out, and a customer's signup; where each role lands."""
+
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 

@@ -1,3 +1,6 @@
+"""The referral coordinator's pages (/coordinator): the payout queue with its evidence and
+fraud signals, approvals, unmatched sales, the audit log."""
+
 from flask import Blueprint
 
 from rewards.web.security import require_roles

@@ -1,3 +1,5 @@
+"""The coordinator's home: what waits on them."""
+
 from flask import render_template
 
 from rewards.analytics.stats import recent_conversions

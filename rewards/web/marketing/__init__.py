@@ -1,3 +1,5 @@
+"""Marketing's dashboard and its CSV exports (/marketing; admins too)."""
+
 from flask import Blueprint
 
 from rewards.web.security import require_roles

@@ -1,3 +1,5 @@
+"""The customer's portal (/portal): their link, code, counts, rewards and how they are paid."""
+
 from flask import Blueprint
 
 from rewards.web.security import require_roles

@@ -1,3 +1,5 @@
+"""The portal's home (link, code, QR, share buttons, counts, rewards, balances)."""
+
 from urllib.parse import quote
 
 from flask import Response, render_template
