@@ -18,10 +18,6 @@ ACCOUNT_CODES = frozenset({
 BALANCE_CODES = frozenset({"balance_insufficient", "insufficient_funds"})
 # The events the webhook consumes (API.md, Stripe events consumed): select these when
 # registering the endpoint.
-CONSUMED_EVENTS = (
-    "checkout.session.completed", "checkout.session.async_payment_succeeded", "invoice.paid",
-    "charge.refunded", "charge.dispute.created", "charge.dispute.closed", "account.updated",
-)
 WEBHOOK_PATH = "/webhooks/stripe"
 
 

@@ -207,9 +207,7 @@ def _ignore(event: dict, obj: dict, batch: Batch):
 
 
 HANDLERS = {
-    "checkout.session.completed": purchase,
-    "checkout.session.async_payment_succeeded": purchase,
-    "invoice.paid": purchase,
+    **dict.fromkeys(PURCHASES, purchase),
     "charge.refunded": charge_refunded,
     "charge.dispute.created": dispute_created,
     "charge.dispute.closed": dispute_closed,

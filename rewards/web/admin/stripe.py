@@ -6,6 +6,7 @@ from sqlalchemy import select
 from rewards.extensions import db
 from rewards.models import StripeEvent
 from rewards.stripe import gateway as stripe_gateway
+from rewards.stripe.processing import HANDLERS
 from rewards.web.admin import bp
 
 RECENT_EVENTS = 50
@@ -20,5 +21,5 @@ def stripe_settings():
         "admin/stripe.html", api_key_set=stripe_gateway.configured(),
         webhook_set=stripe_gateway.webhook_configured(),
         secrets=len(current_app.config.get("STRIPE_WEBHOOK_SECRETS") or []),
-        webhook_url=stripe_gateway.webhook_url(), event_types=stripe_gateway.CONSUMED_EVENTS,
+        webhook_url=stripe_gateway.webhook_url(), event_types=tuple(HANDLERS),
         events=events, limit=RECENT_EVENTS)
