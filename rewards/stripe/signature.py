@@ -45,7 +45,7 @@ def verify(payload: bytes, header: str | None, secrets: list[str], *,
 def _timestamp(header: str | None) -> int:
     """The header's signed timestamp, read by the library's own parser (so it is the one
     the signature is checked with: the first t=), or SignatureError for a header the
-    library could not check, so that its refusals below can only mean a mismatch."""
+    library could not read, so that its refusals in _signed can only mean a mismatch."""
     if not header or not header.strip():
         raise SignatureError("The Stripe-Signature header is missing.")
     # The library compares with hmac.compare_digest, which raises on non-ASCII text.
