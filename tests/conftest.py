@@ -185,6 +185,7 @@ def stripe_fake(app, monkeypatch):
     monkeypatch.setattr(stripe_gateway, "_promotion_codes", {})
     yield fake
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

@@ -149,6 +149,9 @@ def serve(fake: FakeStripe):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits until serve_forever next looks at its flag, once per poll_interval
+    # (0.5 s by default): a short one makes each test's teardown prompt.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
     thread.start()
     return server

@@ -53,20 +53,23 @@ def test_no_secret_configured_answers_503(client, program):
     assert response.json["error"]["code"] == "not_configured"
 
 
-def bad_headers(payload: bytes):
+def bad_headers(payload: bytes) -> dict[str, tuple[str, str]]:
+    """Each case: (the Stripe-Signature header, words the 400's message says)."""
     now = int(time.time())
     good = sign(payload, "whsec_test", now)
+    mismatch = "No v1 signature in the Stripe-Signature header matches the body"
     return {
-        "missing": "",
-        "malformed": "garbage",
-        "no timestamp": good.split(",", 1)[1],
-        "text timestamp": good.replace(f"t={now}", "t=soon"),
-        "no v1": f"t={now},v0={'0' * 64}",
-        "wrong secret": sign(payload, "whsec_someone_else", now),
-        "tampered body": sign(payload + b" ", "whsec_test", now),
-        "past": sign(payload, "whsec_test", now - 301),
-        "future": sign(payload, "whsec_test", now + 301),
-        "other timestamp": good.replace(f"t={now}", f"t={now - 1}"),
+        "missing": ("", "header is missing"),
+        "malformed": ("garbage", "header is malformed"),
+        "no timestamp": (good.split(",", 1)[1], "header is malformed"),
+        "text timestamp": (good.replace(f"t={now}", "t=soon"), "header is malformed"),
+        "no v1": (f"t={now},v0={'0' * 64}", "header has no v1 signature"),
+        "wrong secret": (sign(payload, "whsec_someone_else", now), mismatch),
+        "tampered body": (sign(payload + b" ", "whsec_test", now), mismatch),
+        "past": (sign(payload, "whsec_test", now - 301), "300 seconds in the past"),
+        "future": (sign(payload, "whsec_test", now + 301), "300 seconds in the future"),
+        "other timestamp": (good.replace(f"t={now}", f"t={now - 1}"), mismatch),
+        "not ASCII": (good + ",v1=\u00e9", "header is not ASCII"),
     }
 
 
@@ -74,10 +77,11 @@ def bad_headers(payload: bytes):
 def test_bad_signatures_are_refused_and_nothing_is_stored(app, client, program, secrets,
                                                           case):
     payload = body(checkout("evt_1"))
-    response = deliver(client, payload, header=bad_headers(payload)[case])
+    header, reason = bad_headers(payload)[case]
+    response = deliver(client, payload, header=header)
     assert response.status_code == 400, case
     assert response.json["error"]["code"] == "bad_signature"
-    assert response.json["error"]["message"]
+    assert reason in response.json["error"]["message"]
     assert count(app, StripeEvent) == 0
     assert count(app, Conversion) == 0
 
@@ -97,6 +101,47 @@ def test_the_old_secret_is_accepted_while_rotating(app, client, program, secrets
             f"v1={sign(payload, 'whsec_test', now).split('v1=')[1]}")
     assert deliver(client, payload, header=both).status_code == 200
     assert count(app, StripeEvent) == 2
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("offset, reason", [(-301, "in the past"), (301, "in the future")])
+def test_a_stale_event_under_either_secret_is_refused_for_its_time(app, client, program,
+                                                                   secrets, secret, offset,
+                                                                   reason):
+    response = deliver(client, checkout("evt_1"), secret=secret,
+                       timestamp=int(time.time()) + offset)
+    assert response.status_code == 400
+    assert reason in response.json["error"]["message"]
+    assert count(app, StripeEvent) == 0
+
+
+def test_a_v0_signature_beside_the_v1_is_ignored(app, client, program, secrets):
+    payload = body(checkout("evt_1"))
+    header = sign(payload, "whsec_test")
+    assert deliver(client, payload, header=f"{header},v0={'0' * 64}").status_code == 200
+    assert count(app, StripeEvent) == 1
+
+
+def test_the_window_is_on_the_signed_timestamp_not_a_second_one(app, client, program,
+                                                                secrets):
+    # Replaying an old signature with a fresh t= added after it: the signed (first) one
+    # is the one checked.
+    payload = body(checkout("evt_1"))
+    now = int(time.time())
+    replay = sign(payload, "whsec_test", now - 3600).replace(",", f",t={now},", 1)
+    response = deliver(client, payload, header=replay)
+    assert response.status_code == 400
+    assert "in the past" in response.json["error"]["message"]
+    assert count(app, StripeEvent) == 0
+
+
+def test_a_signed_body_that_is_not_utf8_is_refused(app, client, program, secrets):
+    payload = b'{"id": "evt_1", "name": "\xe9"}'
+    response = deliver(client, payload)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_signature"
+    assert "not UTF-8" in response.json["error"]["message"]
+    assert count(app, StripeEvent) == 0
 
 
 def test_a_timestamp_within_five_minutes_is_accepted(app, client, program, secrets):
