@@ -11,8 +11,9 @@ Exits 0 after measuring, 1 when the goal was missed.
 Each measurement is a function returning a `Measurement`; `main()` runs them in turn.
 `measure_replay()` times `rewards.policies.replay.simulate` replaying a draft over
 100,000 stored purchases of the last 30 days (goal: under 10 seconds), in a temporary
-SQLite database it fills with bulk inserts first (a program, 2,000 referrers, 30,000
-referred friends, older purchases and their rewards, some refunds).
+SQLite database it fills first with bulk inserts through the models' tables
+(bench/table_rows.py): a program, 2,000 referrers, 30,000 referred friends, older
+purchases and their rewards, some refunds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from table_rows import TableRows  # noqa: E402 - bench/table_rows.py
 
 from rewards.policies import History, Policy, Purchase, evaluate, parse_policy  # noqa: E402
 
@@ -115,10 +119,10 @@ def measure_evaluations(count: int = 200_000, seed: int = 1) -> Measurement:
                        f"{lines} reward lines decided")
 
 
-def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> dict:
-    """Bulk-insert a program with its customers, referrals, purchases and rewards."""
-    from sqlalchemy import insert
-
+def _fill_database(rows: TableRows, purchases: int, referrers: int, friends: int,
+                   seed: int) -> dict:
+    """Bulk-insert a program with its customers, referrals, purchases and rewards, through
+    the models' tables."""
     from rewards.extensions import db
     from rewards.models import Conversion, Customer, Program, Referral, Refund, Reward, utcnow
     from rewards.policies.versions import publish
@@ -131,10 +135,8 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
         print(f"  loading: {text}", flush=True)
 
     step("program")
-    db.session.execute(insert(Program), [{
-        "id": 1, "slug": "bench", "name": "Bench", "currency": "usd", "window_days": 30,
-        "attribution": "last", "landing_headline": "", "landing_offer": "",
-        "is_default": True, "created_at": now - timedelta(days=400)}])
+    rows.write(Program, [{"id": 1, "slug": "bench", "name": "Bench", "currency": "usd",
+                          "is_default": True, "created_at": now - timedelta(days=400)}])
     version = publish(db.session.get(Program, 1), EXAMPLE_DOCUMENT)
     version_id = version.id
 
@@ -142,7 +144,7 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
     customers = [{"id": n, "program_id": 1, "external_id": f"c-{n}", "email": f"c{n}@example.com",
                   "name": f"Customer {n}", "created_at": now - timedelta(days=200)}
                  for n in range(1, referrers + friends + 1)]
-    db.session.execute(insert(Customer), customers)
+    rows.write(Customer, customers)
 
     step(f"{friends:,} referrals")
     first_friend = referrers + 1
@@ -157,7 +159,7 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
         referral_rows.append({"id": n, "program_id": 1, "referrer_id": referrer,
                               "friend_id": friend, "matched_by": "code",
                               "reason": "bench", "created_at": created})
-    db.session.execute(insert(Referral), referral_rows)
+    rows.write(Referral, referral_rows)
     referral_of = {row["friend_id"]: row["id"] for row in referral_rows}
 
     step(f"{purchases:,} purchases in the last 30 days, plus older ones")
@@ -194,10 +196,9 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
         refunds.append({"conversion_id": row["id"], "external_id": f"re-{row['id']}",
                         "amount": refunded, "cumulative": refunded,
                         "created_at": row["occurred_at"] + timedelta(hours=6)})
-    for index in range(0, len(conversions), 20_000):
-        db.session.execute(insert(Conversion), conversions[index:index + 20_000])
+    rows.write(Conversion, conversions)
     step(f"refunds of {len(refunds):,} purchases")
-    db.session.execute(insert(Refund), refunds)
+    rows.write(Refund, refunds)
 
     step("the published policy's rewards for first purchases")
     by_id = {row["id"]: row for row in conversions}
@@ -217,9 +218,7 @@ def _fill_database(purchases: int, referrers: int, friends: int, seed: int) -> d
                 "currency": "usd", "status": "pending" if occurred > now - window else "paid",
                 "explanation": "bench", "occurred_at": occurred,
                 "available_at": occurred + timedelta(days=30), "created_at": occurred})
-    for index in range(0, len(rewards), 20_000):
-        db.session.execute(insert(Reward), rewards[index:index + 20_000])
-    db.session.commit()
+    rows.write(Reward, rewards)
     step(f"done: {len(conversions):,} purchases, {len(rewards):,} reward lines")
     return {"program_id": 1}
 
@@ -241,7 +240,9 @@ def measure_replay(purchases: int = 100_000, seed: int = 1) -> Measurement:
         with app.app_context():
             db.create_all()
             print(f"replay: building a database with {purchases:,} purchases", flush=True)
-            made = _fill_database(purchases, referrers=2_000, friends=30_000, seed=seed)
+            with db.engine.connect() as connection:
+                made = _fill_database(TableRows(connection), purchases, referrers=2_000,
+                                      friends=30_000, seed=seed)
             program = db.session.get(Program, made["program_id"])
             db.session.expire_all()
             began = time.perf_counter()
