@@ -17,10 +17,9 @@ Redis round trip) and answers. Without --redis-url the app runs its jobs inline,
 request also applies its event (the laptop setup): that run measures intake plus
 processing, not intake.
 
---end-to-end N (needs --database-url and --redis-url, and the Stripe processing code)
-posts N checkout.session.completed events to the real app with `python -m worker` (its
-default two processes) running, and times until every event is processed and its purchase
-recorded (goal < 60 s).
+--end-to-end N (needs --database-url and --redis-url) posts N checkout.session.completed
+events to the real app with `python -m worker` (its default two processes) running, and
+times until every event is processed and its purchase recorded (goal < 60 s).
 Before it, the intake runs' queued jobs and the events they left `received` are dropped,
 so that it times its own N events only. A share of the events (--referred-share, 0.3 by
 default) are referred purchases: each names the referral code of one of --referrers
@@ -478,11 +477,6 @@ def drop_unprocessed(run_tag: str) -> int:
 
 
 def end_to_end(args, workdir: Path, count: int) -> None:
-    try:
-        import rewards.stripe.inbox  # noqa: F401
-    except ImportError:
-        print("end to end: skipped, rewards/services/stripe_events.py is not there yet.")
-        return
     if not (args.database_url and args.redis_url):
         print("end to end: skipped, it needs --database-url (PostgreSQL) and --redis-url.")
         return
