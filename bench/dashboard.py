@@ -38,20 +38,12 @@ import math
 import os
 import pstats
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -59,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard_data import Plan, ProgramSeed, load_data, step  # noqa: E402 - bench/
 from policy import EXAMPLE_DOCUMENT  # noqa: E402 - bench/policy.py: the API.md example policy
+from scratch_database import ScratchDatabase  # noqa: E402 - bench/
 from table_rows import TableRows  # noqa: E402 - bench/
 
 GOAL_MS = {"sqlite": 300.0, "postgresql": 150.0}  # at 1,000,000 clicks
@@ -67,8 +60,6 @@ FULL_CLICKS = 1_000_000
 PASSWORD = "tulip-harbor-42-bench"  # noqa: S105 - the bench's own throwaway account
 EMAIL = "marketing@bench.example"
 RANGES = ("90 days", "365 days")
-RESERVED_DATABASES = {"postgres", "template0", "template1", "test", "test_b", "test_c",
-                      "test_d", "test_e"}
 
 
 @dataclass
@@ -98,85 +89,6 @@ class Result:
     report: dict[str, Timing]
     rows: dict[str, int]
     load: tuple[float, float]  # load average (1 min) before and after the timings
-
-
-# --- Databases ---------------------------------------------------------------------------
-
-
-class Database:
-    """A fresh database for one plan: a temporary SQLite file or a scratch PostgreSQL one."""
-
-    def __init__(self, server_url: str | None, plan: Plan, keep: bool):
-        from sqlalchemy.engine import make_url
-
-        from config import database_url
-
-        self.keep = keep
-        self.directory = None
-        if server_url is None:
-            self.backend = "sqlite"
-            self.directory = tempfile.mkdtemp(prefix="bench-dashboard-")
-            self.path = os.path.join(self.directory, f"dashboard-{plan.label}.db")
-            self.url = f"sqlite:///{self.path}"
-            return
-        self.backend = "postgresql"
-        self.name = f"bench_dashboard_{plan.label}"
-        if self.name in RESERVED_DATABASES:
-            raise SystemExit(f"refusing to use the database {self.name}")
-        server = make_url(database_url(server_url))
-        self.admin_url = server.set(drivername="postgresql",
-                                    database=server.database or "postgres")
-        self.url = server.set(database=self.name).render_as_string(hide_password=False)
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self._admin(f'CREATE DATABASE "{self.name}"')
-
-    def _admin(self, statement: str) -> None:
-        import psycopg
-
-        url = self.admin_url.render_as_string(hide_password=False)
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(statement)
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection of its own for the bulk load, apart from the app's pool."""
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(self.url, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                if self.backend == "sqlite":
-                    connection.exec_driver_sql("PRAGMA synchronous=OFF")  # this connection only
-                yield connection
-        finally:
-            engine.dispose()
-
-    def where(self) -> str:
-        return self.path if self.backend == "sqlite" else self.url
-
-    def drop(self) -> None:
-        if self.keep:
-            print(f"  kept: {self.where()}")
-            return
-        if self.backend == "sqlite":
-            shutil.rmtree(self.directory, ignore_errors=True)
-        else:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-def after_load(database: Database, tables: list[str]) -> None:
-    """PostgreSQL: move the id sequences past the loaded ids and ANALYZE, as autovacuum
-    would shortly after a load this size."""
-    if database.backend != "postgresql":
-        return
-    with database.connect() as connection:
-        for table in tables:
-            connection.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                f"(SELECT max(id) FROM {table}))")
-        connection.exec_driver_sql("ANALYZE")
-        connection.commit()
 
 
 # --- Measuring ---------------------------------------------------------------------------
@@ -281,7 +193,7 @@ class Bench:
 
     def __init__(self, args, plan: Plan):
         self.plan = plan
-        self.database = Database(args.database_url, plan, args.keep)
+        self.database = ScratchDatabase(args.database_url, f"dashboard_{plan.label}", args.keep)
         self.backend = self.database.backend
         self.app = make_app(self.database.url)
         self.programs: list[ProgramSeed] = []
@@ -435,7 +347,7 @@ def build(args, plan: Plan) -> tuple[Bench, dict]:
         with database.connect() as connection:
             rows = TableRows(connection)
             load_data(rows, plan, bench.programs, args.seed, utcnow())
-        after_load(database, list(rows.counts))
+        database.after_load(list(rows.counts))
         load_seconds = time.perf_counter() - began
         step(f"loaded in {load_seconds:.1f}s: "
              + ", ".join(f"{n:,} {table}" for table, n in rows.counts.items()))
@@ -446,7 +358,7 @@ def build(args, plan: Plan) -> tuple[Bench, dict]:
             db.session.remove()
         rebuild_seconds = time.perf_counter() - began
         step(f"rebuild-rollups: {days:,} program days in {rebuild_seconds:.1f}s")
-        after_load(database, [])
+        database.after_load([])
         check_rollups(app, plan, rows.counts)
         counted = rollup_rows(app)
         step("rollup rows: " + ", ".join(f"{n:,} {table}" for table, n in counted.items()))
