@@ -156,8 +156,8 @@ def load_data(rows: TableRows, plan: Plan, programs: list[ProgramSeed], seed: in
     rewards and adjustments for `plan` over the year before `now`."""
     year = SyntheticYear(rows, plan, programs, random.Random(seed), now)
     popularity, weights = year.referrers()
-    remembered = year.clicks(popularity, weights)
-    friends = year.signups(remembered)
+    followed = year.clicks(popularity, weights)
+    friends = year.signups(followed)
     year.purchases(friends)
 
 
