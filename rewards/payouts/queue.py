@@ -7,9 +7,9 @@ Nothing here changes state; the actions are in `services.payouts` and `services.
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from rewards.extensions import db
@@ -29,7 +29,7 @@ from rewards.models import (
     Reward,
     Signup,
 )
-from rewards.money import ZERO_DECIMAL, major_units
+from rewards.money import DEFAULT_EXPONENT, EXPONENTS, AmountError, major_units, read_major
 
 PAGE_SIZE = 50
 # How many signal sentences a queue row shows before "and N more".
@@ -90,17 +90,11 @@ class QueueFilters:
             method = None
         amounts = []
         for key, label in (("min", "minimum"), ("max", "maximum")):
-            raw = (args.get(key) or "").strip().replace(",", "")
-            value = None
-            if raw:
-                try:
-                    value = Decimal(raw)
-                except InvalidOperation:
-                    value = None
-                if value is None or not value.is_finite() or value < 0:
-                    errors.append(f"The {label} amount must be a number such as 25 or 25.50.")
-                    value = None
-            amounts.append(value)
+            try:
+                amounts.append(read_major(args.get(key)))
+            except AmountError:
+                errors.append(f"The {label} amount must be a number such as 25 or 25.50.")
+                amounts.append(None)
         flagged = (args.get("flagged") or "") in ("1", "on", "true", "yes")
         return cls(program_id=program_id, status=status, method=method,
                    min_amount=amounts[0], max_amount=amounts[1], flagged=flagged,
@@ -115,19 +109,31 @@ def _int_or_none(value) -> int | None:
     return number if number > 0 else None
 
 
+# The currencies whose minor unit has other than DEFAULT_EXPONENT decimals, by exponent.
+_OTHER_EXPONENTS = {
+    places: tuple(code for code, its in EXPONENTS.items() if its == places)
+    for places in sorted(set(EXPONENTS.values()) - {DEFAULT_EXPONENT})
+}
+_OTHERS = tuple(code for codes in _OTHER_EXPONENTS.values() for code in codes)
+# Payout.amount is a BigInteger: no payout is larger.
+_LARGEST_AMOUNT = 2**63 - 1
+
+
 def _amount_bound(major: Decimal, *, lower: bool):
-    """Payout.amount compared with a bound in major units, whatever the row's currency
-    (2 decimals, or none for zero-decimal currencies): a minimum rounds up, a maximum
-    down, so that "at least 10.005" never lets 10.00 through."""
+    """Payout.amount compared with a bound in major units, exactly in every currency: one
+    condition per exponent, each with the bound in that exponent's minor units. A minimum
+    rounds up and a maximum down, so that "at least 10.005" never lets 10.00 through."""
     rounding = ROUND_CEILING if lower else ROUND_FLOOR
-    zero = list(ZERO_DECIMAL)
-    whole = int(major.to_integral_value(rounding=rounding))
-    cents = int((major * 100).to_integral_value(rounding=rounding))
-    if lower:
-        return or_(and_(Payout.currency.in_(zero), Payout.amount >= whole),
-                   and_(Payout.currency.not_in(zero), Payout.amount >= cents))
-    return or_(and_(Payout.currency.in_(zero), Payout.amount <= whole),
-               and_(Payout.currency.not_in(zero), Payout.amount <= cents))
+
+    def within(places: int):
+        minor = int(major.scaleb(places).to_integral_value(rounding=rounding))
+        if minor > _LARGEST_AMOUNT:
+            return false() if lower else true()
+        return Payout.amount >= minor if lower else Payout.amount <= minor
+
+    return or_(and_(Payout.currency.not_in(_OTHERS), within(DEFAULT_EXPONENT)),
+               *(and_(Payout.currency.in_(codes), within(places))
+                 for places, codes in _OTHER_EXPONENTS.items()))
 
 
 # ---- Which signals and held rewards stand behind a payout ---------------------------
