@@ -16,11 +16,11 @@ from types import MappingProxyType
 #   isk  ISO 4217: 0. Stripe's API still counts hundredths (100 is 1 króna) and asks
 #        for multiples of 100, so 2 here.
 #   mga  ISO 4217: 2. Stripe treats the ariary as zero-decimal, so 0 here.
-# Stripe uses ISO's 3 decimals for bhd, jod, kwd, omr and tnd (1000 is one dinar or
-# rial), but asks that payment amounts (charges, refunds) end in 0. This app sends no
-# payments, only transfers and balance credits of payout amounts, unchanged; should
-# Stripe refuse one, the payout fails with Stripe's message. iqd and lyd are not Stripe
-# currencies.
+# Stripe names bhd, jod, kwd, omr and tnd as three-decimal, as ISO does (1000 is one
+# dinar or rial), and asks that amounts in its payment calls (payment intents, refunds)
+# end in 0. This app makes no payment calls: it sends payout amounts unchanged as
+# transfers and balance credits, and should Stripe refuse one, the payout fails with
+# Stripe's message for a coordinator to see.
 EXPONENTS = MappingProxyType({
     # No minor unit.
     "bif": 0, "clp": 0, "djf": 0, "gnf": 0, "jpy": 0, "kmf": 0, "krw": 0, "mga": 0,
