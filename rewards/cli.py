@@ -70,7 +70,8 @@ def create_api_key_command(name):
               help="How often payouts are proposed.")
 @click.option("--payout-minimum", default=0, show_default=True, type=click.IntRange(min=0),
               metavar="AMOUNT",
-              help="In minor units (cents): payouts wait until the balance reaches it.")
+              help="In minor units (USD cents, JPY yen, KWD fils): payouts wait until "
+                   "the balance reaches it.")
 def create_program_command(slug, name, currency, window_days, attribution, destination,
                            payout_schedule, payout_minimum):
     """Create a program; the first one made is the default."""

@@ -1,35 +1,30 @@
-"""Read model for the coordinator's payout queue: filters, rows with their flags, the
-evidence behind one payout, and the rows of the payouts CSV.
+"""The coordinator's payout queue: its filters, a page of payouts with their approvals,
+flags and held rewards, and the to-do counts on the coordinator's home page.
 
-Nothing here changes state; the actions are in `services.payouts` and `services.fraud`.
+Read only: the actions are in `rewards.payouts.lifecycle` and `rewards.fraud`. One
+payout's evidence is in `rewards.payouts.evidence`, the CSV in `rewards.payouts.export`.
 """
 
-from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, exists, false, func, or_, select, true
 
 from rewards.extensions import db
 from rewards.models import (
     LIVE_PAYOUT,
     PAYOUT_METHODS,
     PAYOUT_STATUSES,
-    Adjustment,
-    Click,
     Conversion,
     Customer,
     FraudSignal,
     Payout,
     PayoutApproval,
     Program,
-    Referral,
     Reward,
-    Signup,
 )
-from rewards.money import ZERO_DECIMAL, major_units
+from rewards.money import DEFAULT_EXPONENT, EXPONENTS, AmountError, read_major
 
 PAGE_SIZE = 50
 # How many signal sentences a queue row shows before "and N more".
@@ -57,6 +52,21 @@ class QueueFilters:
         if self.status == "all":
             return PAYOUT_STATUSES
         return (self.status,)
+
+    def conditions(self) -> list:
+        """The SQL conditions on Payout that these filters ask for."""
+        conditions = [Payout.status.in_(self.statuses)]
+        if self.program_id:
+            conditions.append(Payout.program_id == self.program_id)
+        if self.method:
+            conditions.append(Payout.method == self.method)
+        if self.min_amount is not None:
+            conditions.append(_amount_bound(self.min_amount, lower=True))
+        if self.max_amount is not None:
+            conditions.append(_amount_bound(self.max_amount, lower=False))
+        if self.flagged:
+            conditions.append(_flagged_condition())
+        return conditions
 
     def as_args(self) -> dict[str, str]:
         """The query string that reproduces these filters (defaults left out)."""
@@ -90,17 +100,11 @@ class QueueFilters:
             method = None
         amounts = []
         for key, label in (("min", "minimum"), ("max", "maximum")):
-            raw = (args.get(key) or "").strip().replace(",", "")
-            value = None
-            if raw:
-                try:
-                    value = Decimal(raw)
-                except InvalidOperation:
-                    value = None
-                if value is None or not value.is_finite() or value < 0:
-                    errors.append(f"The {label} amount must be a number such as 25 or 25.50.")
-                    value = None
-            amounts.append(value)
+            try:
+                amounts.append(read_major(args.get(key)))
+            except AmountError:
+                errors.append(f"The {label} amount must be a number such as 25 or 25.50.")
+                amounts.append(None)
         flagged = (args.get("flagged") or "") in ("1", "on", "true", "yes")
         return cls(program_id=program_id, status=status, method=method,
                    min_amount=amounts[0], max_amount=amounts[1], flagged=flagged,
@@ -115,19 +119,31 @@ def _int_or_none(value) -> int | None:
     return number if number > 0 else None
 
 
+# The currencies whose minor unit has other than DEFAULT_EXPONENT decimals, by exponent.
+_OTHER_EXPONENTS = {
+    places: tuple(code for code, its in EXPONENTS.items() if its == places)
+    for places in sorted(set(EXPONENTS.values()) - {DEFAULT_EXPONENT})
+}
+_OTHERS = tuple(code for codes in _OTHER_EXPONENTS.values() for code in codes)
+# Payout.amount is a BigInteger: no payout is larger.
+_LARGEST_AMOUNT = 2**63 - 1
+
+
 def _amount_bound(major: Decimal, *, lower: bool):
-    """Payout.amount compared with a bound in major units, whatever the row's currency
-    (2 decimals, or none for zero-decimal currencies): a minimum rounds up, a maximum
-    down, so that "at least 10.005" never lets 10.00 through."""
+    """Payout.amount compared with a bound in major units, exactly in every currency: one
+    condition per exponent, each with the bound in that exponent's minor units. A minimum
+    rounds up and a maximum down, so that "at least 10.005" never lets 10.00 through."""
     rounding = ROUND_CEILING if lower else ROUND_FLOOR
-    zero = list(ZERO_DECIMAL)
-    whole = int(major.to_integral_value(rounding=rounding))
-    cents = int((major * 100).to_integral_value(rounding=rounding))
-    if lower:
-        return or_(and_(Payout.currency.in_(zero), Payout.amount >= whole),
-                   and_(Payout.currency.not_in(zero), Payout.amount >= cents))
-    return or_(and_(Payout.currency.in_(zero), Payout.amount <= whole),
-               and_(Payout.currency.not_in(zero), Payout.amount <= cents))
+
+    def within(places: int):
+        minor = int(major.scaleb(places).to_integral_value(rounding=rounding))
+        if minor > _LARGEST_AMOUNT:
+            return false() if lower else true()
+        return Payout.amount >= minor if lower else Payout.amount <= minor
+
+    return or_(and_(Payout.currency.not_in(_OTHERS), within(DEFAULT_EXPONENT)),
+               *(and_(Payout.currency.in_(codes), within(places))
+                 for places, codes in _OTHER_EXPONENTS.items()))
 
 
 # ---- Which signals and held rewards stand behind a payout ---------------------------
@@ -152,21 +168,6 @@ def _flagged_condition():
         .join(Reward, Reward.conversion_id == Conversion.id)
         .where(FraudSignal.status == "open", _signal_rewards())
     )
-
-
-def _filtered(filters: QueueFilters):
-    conditions = [Payout.status.in_(filters.statuses)]
-    if filters.program_id:
-        conditions.append(Payout.program_id == filters.program_id)
-    if filters.method:
-        conditions.append(Payout.method == filters.method)
-    if filters.min_amount is not None:
-        conditions.append(_amount_bound(filters.min_amount, lower=True))
-    if filters.max_amount is not None:
-        conditions.append(_amount_bound(filters.max_amount, lower=False))
-    if filters.flagged:
-        conditions.append(_flagged_condition())
-    return conditions
 
 
 def _oldest_first(filters: QueueFilters) -> bool:
@@ -203,7 +204,7 @@ class QueuePage:
 
 def queue(filters: QueueFilters, page: int = 1, per_page: int = PAGE_SIZE) -> QueuePage:
     page = max(page, 1)
-    conditions = _filtered(filters)
+    conditions = filters.conditions()
     total = db.session.scalar(select(func.count(Payout.id)).where(*conditions)) or 0
     order = (Payout.id.asc(),) if _oldest_first(filters) else (Payout.id.desc(),)
     found = db.session.execute(
@@ -276,155 +277,3 @@ def home_counts() -> dict[str, int]:
         "to_pay": to_pay,
         "held": held,
     }
-
-
-# ---- One payout --------------------------------------------------------------------
-
-
-@dataclass
-class Evidence:
-    """The chain behind one referral: the click, the signup, the purchases, the signals."""
-
-    referral: Referral
-    friend_email: str | None  # the raw email; templates show it masked
-    click: Click | None
-    signup: Signup | None
-    purchases: list[Conversion]
-    signals: list[FraudSignal]
-
-    @property
-    def open_signals(self) -> list[FraudSignal]:
-        return [s for s in self.signals if s.status == "open"]
-
-
-@dataclass
-class RewardLine:
-    reward: Reward
-    referral_id: int | None
-
-
-@dataclass
-class PayoutDetail:
-    payout: Payout
-    customer: Customer
-    program: Program
-    approvals: list[PayoutApproval]
-    needed: int
-    rewards: list[RewardLine]
-    netted: list[Adjustment]
-    held: list[RewardLine]  # the customer's rewards on hold, outside this payout
-    evidence: dict[int, Evidence]  # by referral id
-
-    @property
-    def open_signals(self) -> int:
-        return sum(len(e.open_signals) for e in self.evidence.values())
-
-    def approved_by(self, account_id: int) -> bool:
-        return any(a.account_id == account_id for a in self.approvals)
-
-
-def detail(payout_id: int) -> PayoutDetail | None:
-    payout = db.session.get(Payout, payout_id)
-    if payout is None:
-        return None
-    rewards = db.session.scalars(
-        select(Reward).where(Reward.payout_id == payout.id).order_by(Reward.id)).all()
-    held = []
-    if payout.status in LIVE_PAYOUT:
-        held = db.session.scalars(
-            select(Reward).where(Reward.customer_id == payout.customer_id,
-                                 Reward.currency == payout.currency,
-                                 Reward.program_id == payout.program_id,
-                                 Reward.status == "on_hold").order_by(Reward.id)).all()
-    netted = db.session.scalars(
-        select(Adjustment).where(Adjustment.payout_id == payout.id).order_by(Adjustment.id)
-    ).all()
-    approvals = db.session.scalars(
-        select(PayoutApproval).where(PayoutApproval.payout_id == payout.id)
-        .order_by(PayoutApproval.id)).all()
-    referral_of = _referrals_of([*rewards, *held])
-    return PayoutDetail(
-        payout=payout, customer=payout.customer, program=payout.program,
-        approvals=list(approvals), needed=2 if payout.needs_two_approvals else 1,
-        rewards=[RewardLine(r, referral_of.get(r.id)) for r in rewards],
-        netted=list(netted),
-        held=[RewardLine(r, referral_of.get(r.id)) for r in held],
-        evidence=evidence(set(referral_of.values()), [*rewards, *held]),
-    )
-
-
-def _referrals_of(rewards: list[Reward]) -> dict[int, int]:
-    """reward id -> the referral behind it (through its purchase)."""
-    if not rewards:
-        return {}
-    rows = db.session.execute(
-        select(Reward.id, Conversion.referral_id)
-        .join(Conversion, Conversion.id == Reward.conversion_id)
-        .where(Reward.id.in_([r.id for r in rewards]), Conversion.referral_id.is_not(None))
-    ).all()
-    return dict(rows)
-
-
-def evidence(referral_ids: set[int], rewards: list[Reward]) -> dict[int, Evidence]:
-    """The evidence chain of each referral; the purchases listed are those behind
-    `rewards` (not every purchase the friend ever made)."""
-    if not referral_ids:
-        return {}
-    ids = sorted(referral_ids)
-    friend = aliased(Customer)
-    referrals = db.session.execute(
-        select(Referral, friend.email).join(friend, friend.id == Referral.friend_id)
-        .where(Referral.id.in_(ids)).order_by(Referral.id)).all()
-    click_ids = [r.click_id for r, _ in referrals if r.click_id]
-    clicks = {c.id: c for c in db.session.scalars(select(Click).where(Click.id.in_(click_ids)))} \
-        if click_ids else {}
-    signups = {s.customer_id: s for s in db.session.scalars(
-        select(Signup).where(Signup.customer_id.in_([r.friend_id for r, _ in referrals])))}
-    conversion_ids = {r.conversion_id for r in rewards}
-    purchases = defaultdict(list)
-    for conversion in db.session.scalars(
-            select(Conversion).where(Conversion.id.in_(conversion_ids),
-                                     Conversion.referral_id.in_(ids))
-            .order_by(Conversion.occurred_at, Conversion.id)):
-        purchases[conversion.referral_id].append(conversion)
-    signals = defaultdict(list)
-    for signal in db.session.scalars(
-            select(FraudSignal).where(FraudSignal.referral_id.in_(ids))
-            .order_by(FraudSignal.id)):
-        signals[signal.referral_id].append(signal)
-    return {
-        referral.id: Evidence(referral=referral, friend_email=email,
-                              click=clicks.get(referral.click_id),
-                              signup=signups.get(referral.friend_id),
-                              purchases=purchases[referral.id],
-                              signals=signals[referral.id])
-        for referral, email in referrals
-    }
-
-
-# ---- CSV ---------------------------------------------------------------------------
-
-EXPORT_HEADER = ("id", "customer_external_id", "email", "amount", "currency", "method",
-                 "status", "reference", "created", "approved", "paid")
-
-
-def export_rows(filters: QueueFilters, batch: int = 500) -> Iterator[tuple]:
-    """The payouts matching `filters`, oldest first, streamed from the database; the
-    customer's email is masked (the file leaves the platform)."""
-    from rewards.privacy import mask_email
-
-    stmt = (select(Payout, Customer.external_id, Customer.email)
-            .join(Customer, Customer.id == Payout.customer_id)
-            .where(*_filtered(filters)).order_by(Payout.id)
-            .execution_options(yield_per=batch))
-    for payout, external_id, email in db.session.execute(stmt):
-        yield (payout.id, external_id or "", mask_email(email), major_units(
-            payout.amount, payout.currency), payout.currency.upper(), payout.method,
-            payout.status, payout.reference or "", _iso(payout.created_at),
-            _iso(payout.approved_at), _iso(payout.paid_at))
-
-
-def _iso(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-

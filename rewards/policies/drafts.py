@@ -6,10 +6,8 @@ not JSON at all. Previews run the pure engine on a synthetic purchase; nothing i
 """
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, PolicyDraft, PolicyVersion, Program, utcnow
-from rewards.money import exponent, format_money
+from rewards.money import AmountError, format_money, parse_major
 from rewards.policies.document import Policy, PolicyInvalid, to_document
 from rewards.policies.evaluate import History, Purchase, cautions, evaluate
 from rewards.policies.versions import (
@@ -32,8 +30,8 @@ from rewards.policies.versions import (
 MAX_DRAFT_CHARS = 100_000
 MAX_PREVIEW_FRIENDS = 10_000
 MAX_PREVIEW_AMOUNT = 10**12  # minor units
-# Digits with an optional decimal point; no signs, exponents or thousands separators.
-AMOUNT_RE = re.compile(r"^(?:\d{1,15}(?:\.\d{0,6})?|\.\d{1,6})$")
+# Minor units: the amount a preview starts with, and the shape a mistyped one is shown.
+EXAMPLE_AMOUNT = 12000
 
 
 class Unchanged(ServiceError):
@@ -217,29 +215,18 @@ def publish_draft(program: Program, text: str, account: Account | None = None) -
 
 def parse_amount(text: str | None, currency: str) -> int:
     """Major units as typed ("120.00", "120", "0.5") to minor units for `currency`."""
-    raw = (text or "").strip()
-    places = exponent(currency)
-    example = "120.00" if places else "12000"
-    if not AMOUNT_RE.match(raw):
-        raise ServiceError(f"Give an amount like {example}.", field="amount")
-    minor = Decimal(raw).scaleb(places)
-    if minor != minor.to_integral_value():
-        raise ServiceError(
-            f"{currency.upper()} amounts have at most {places} decimal places."
-            if places else f"{currency.upper()} amounts are whole numbers.", field="amount")
-    minor = int(minor)
+    try:
+        minor = parse_major(text, currency, example=EXAMPLE_AMOUNT)
+    except AmountError as error:
+        raise ServiceError(str(error), field="amount") from None
+    if minor is None:
+        raise ServiceError("Give an amount.", field="amount")
     if minor <= 0:
         raise ServiceError("The amount must be more than zero.", field="amount")
     if minor > MAX_PREVIEW_AMOUNT:
         raise ServiceError(f"The amount must be at most "
                            f"{format_money(MAX_PREVIEW_AMOUNT, currency)}.", field="amount")
     return minor
-
-
-def amount_input(amount: int, currency: str) -> str:
-    """Minor units as the amount field shows them: 12000 usd -> "120.00"."""
-    places = exponent(currency)
-    return f"{Decimal(amount).scaleb(-places):.{places}f}"
 
 
 def _referrals(count: int) -> str:

@@ -1,8 +1,5 @@
 """The admin's forms: program settings, vanity codes, policy drafts and their preview."""
 
-import re
-from decimal import Decimal
-
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import (
@@ -15,37 +12,22 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from rewards.money import exponent
+from rewards.money import major_units, parse_major
 from rewards.people.programs import MAX_AMOUNT, MAX_VELOCITY
 from rewards.policies.drafts import MAX_DRAFT_CHARS, MAX_PREVIEW_FRIENDS
-
-# Major units as typed: digits, an optional decimal part; thousands commas are dropped.
-MAJOR_RE = re.compile(r"^\d{1,13}(?:\.\d{1,6})?$")
 
 
 def to_minor(text: str | None, currency: str) -> int | None:
     """"25.50" usd -> 2550; "" -> None. ValueError with a message for people otherwise."""
-    raw = (text or "").strip().replace(",", "")
-    if not raw:
-        return None
-    places = exponent(currency)
-    if not MAJOR_RE.match(raw):
-        raise ValueError(f"Give an amount like {'25.00' if places else '2500'}.")
-    minor = Decimal(raw).scaleb(places)
-    if minor != minor.to_integral_value():
-        raise ValueError(f"{currency.upper()} amounts have at most {places} decimal places."
-                         if places else f"{currency.upper()} amounts are whole numbers.")
-    if minor > MAX_AMOUNT:
+    minor = parse_major(text, currency)
+    if minor is not None and minor > MAX_AMOUNT:
         raise ValueError("That amount is too large.")
-    return int(minor)
+    return minor
 
 
 def to_major(amount: int | None, currency: str) -> str:
     """2550 usd -> "25.50"; None -> ""."""
-    if amount is None:
-        return ""
-    places = exponent(currency)
-    return f"{Decimal(amount).scaleb(-places):.{places}f}"
+    return "" if amount is None else major_units(amount, currency)
 
 
 class ProgramForm(FlaskForm):

@@ -7,13 +7,13 @@ from werkzeug.routing import BuildError
 from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Program
+from rewards.money import major_units
 from rewards.policies import drafts
 from rewards.policies.versions import InvalidPolicy, current_version, history
 from rewards.web.admin import bp
 from rewards.web.admin.forms import PolicyDraftForm, PolicyPreviewForm
 
 ACTIONS = ("save", "publish", "preview")
-DEFAULT_PREVIEW_AMOUNT = 12000  # minor units: $120.00 for a two-decimal currency
 
 
 def _program(program_id: int) -> Program:
@@ -37,7 +37,7 @@ def policy(program_id: int):
     program = _program(program_id)
     saved = drafts.get_draft(program)
     form = PolicyDraftForm(document=saved.text)
-    example = drafts.amount_input(DEFAULT_PREVIEW_AMOUNT, program.currency)
+    example = major_units(drafts.EXAMPLE_AMOUNT, program.currency)
     preview_form = PolicyPreviewForm(amount=example)
     preview_form.amount.description = f"In {program.currency.upper()}, like {example}."
     status, errors, result = 200, None, None

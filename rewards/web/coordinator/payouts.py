@@ -6,8 +6,10 @@ from rewards.audit.log import record_download
 from rewards.extensions import db
 from rewards.fraud import signals as fraud
 from rewards.models import PAYOUT_METHODS, Program, utcnow
+from rewards.payouts import evidence as payout_evidence
 from rewards.payouts import proposals
 from rewards.payouts import queue as payout_queue
+from rewards.payouts.export import EXPORT_HEADER, export_rows
 from rewards.payouts.queue import STATUS_CHOICES, QueueFilters
 from rewards.web.coordinator import actions, bp
 from rewards.web.coordinator.common import attempt, back_to, filters_from_query, me, queue_url
@@ -28,8 +30,7 @@ def payouts_csv():
     filters = QueueFilters.from_args(request.args)
     name = f"payouts-{utcnow():%Y%m%d-%H%M%S}.csv"
     record_download(me(), "payouts.csv", request.query_string.decode())
-    return csv_response(name, payout_queue.EXPORT_HEADER,
-                        lambda: payout_queue.export_rows(filters))
+    return csv_response(name, EXPORT_HEADER, lambda: export_rows(filters))
 
 
 def _selected_ids() -> list[int]:
@@ -62,7 +63,7 @@ def payouts_batch():
 
 @bp.get("/payouts/<int:payout_id>")
 def payout(payout_id: int):
-    found = payout_queue.detail(payout_id) or abort(404)
+    found = payout_evidence.detail(payout_id) or abort(404)
     return render_template("coordinator/payout.html", d=found, me=me(),
                            kinds=fraud.KIND_NAMES, here=request.full_path.rstrip("?"))
 
