@@ -22,7 +22,8 @@ def payouts():
     page = payout_queue.queue(filters, request.args.get("page", 1, type=int))
     return render_template("coordinator/payouts.html", filters=filters, result=page,
                            programs=payout_queue.programs(), statuses=STATUS_CHOICES,
-                           methods=PAYOUT_METHODS, here=request.full_path.rstrip("?"))
+                           methods=PAYOUT_METHODS, row_reasons=payout_queue.ROW_REASONS,
+                           here=request.full_path.rstrip("?"))
 
 
 @bp.get("/payouts.csv")
