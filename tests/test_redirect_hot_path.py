@@ -6,12 +6,14 @@ tested at the end.
 """
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 
-import fakeredis
 import pytest
 from flask import Flask
 from itsdangerous import URLSafeSerializer
@@ -234,11 +236,12 @@ class TestClick:
 
 class TestWithRedis:
     @pytest.fixture
-    def redis(self, app):
-        fake = fakeredis.FakeRedis()
+    def redis(self, app, redis_url):
+        """The app's clicks go to the test Redis, each sent before the redirect answers."""
+        connection = Redis.from_url(redis_url)
         real = app.extensions["rewards.redis"]
-        app.extensions["rewards.redis"] = fake
-        yield fake
+        app.extensions["rewards.redis"] = connection
+        yield connection
         app.extensions["rewards.redis"] = real
 
     def test_the_click_waits_in_the_stream_until_the_flush(self, app, client, shop, referrer,
@@ -321,19 +324,27 @@ class TestLane:
 
 
 class TestClickSender:
-    def test_sends_queued_clicks_in_one_batch(self):
-        redis = fakeredis.FakeRedis()
+    @pytest.fixture
+    def redis(self, redis_url):
+        return Redis.from_url(redis_url)
+
+    def test_sends_queued_clicks_in_one_batch(self, redis):
         sender = ClickSender(redis, STREAM, seconds=60)
         for n in range(3):
             sender.add(f'{{"n": {n}}}')
         assert redis.xlen(STREAM) == 0
         assert sender.flush() == 3
-        assert [f[b"c"] for _, f in redis.xrange(STREAM)] == [b'{"n": 0}', b'{"n": 1}',
-                                                              b'{"n": 2}']
+        assert sent(redis) == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
         assert sender.flush() == 0
 
-    def test_its_thread_sends_within_the_interval(self):
-        redis = fakeredis.FakeRedis()
+    @pytest.mark.parametrize("payload", ['{"é": "ü\\n"}', "x" * 70_000])
+    def test_a_click_arrives_as_it_was_queued(self, redis, payload):
+        sender = ClickSender(redis, STREAM, seconds=60)
+        sender.add(payload)
+        sender.flush()
+        assert sent(redis) == [payload.encode()]
+
+    def test_its_thread_sends_within_the_interval(self, redis):
         sender = ClickSender(redis, STREAM, seconds=0.01)
         sender.add("{}")
         deadline = time.monotonic() + 5
@@ -342,7 +353,38 @@ class TestClickSender:
         sender.close()
         assert redis.xlen(STREAM) == 1
 
-    def test_keeps_clicks_while_redis_is_down_and_logs_what_it_drops(self, caplog):
+    def test_what_is_queued_is_sent_at_exit(self, redis, redis_url):
+        script = (
+            "from redis import Redis\n"
+            "from rewards.attribution.click_sender import ClickSender\n"
+            f"sender = ClickSender(Redis.from_url({redis_url!r}), {STREAM!r}, seconds=60)\n"
+            "sender.add('at exit')\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        assert sent(redis) == [b"at exit"]
+
+    def test_a_fork_sends_through_its_own_thread(self, redis):
+        sender = ClickSender(redis, STREAM, seconds=60)
+        sender.add("parent")  # starts the parent's thread, which waits a minute
+        sender.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: only its own thread can send within the 5 seconds
+            status = 1
+            try:
+                sender.seconds = 0.01
+                sender.add("child")
+                deadline = time.monotonic() + 5
+                while redis.xlen(STREAM) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                status = 0 if redis.xlen(STREAM) == 2 else 1
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        sender.close()
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sent(redis) == [b"parent", b"child"]
+
+    def test_keeps_clicks_while_redis_is_down_and_logs_what_it_drops(self, redis, caplog):
         down = Redis(port=1, retry=Retry(NoBackoff(), 0))  # nobody listens on port 1
         sender = ClickSender(down, STREAM, seconds=60, limit=3)
         for n in range(2):
@@ -353,22 +395,20 @@ class TestClickSender:
             sender.add("3")
             assert sender.flush() == 0
         assert "dropped the 1 oldest clicks" in caplog.text
-        sender.redis = fakeredis.FakeRedis()
+        sender.redis = redis
         assert sender.flush() == 3
-        assert [f[b"c"] for _, f in sender.redis.xrange(STREAM)] == [b"1", b"2", b"3"]
-
-    @pytest.mark.parametrize("payload", ['{"n": 1}', '{"é": "ü\\n"}', "x" * 7000])
-    def test_writes_xadd_as_redis_py_packs_it(self, payload):
-        redis = Redis()
-        connection = redis.connection_pool.make_connection()  # packs; never connects
-        packed = b"".join(connection.pack_command("XADD", STREAM, "*", "c", payload))
-        assert ClickSender(redis, STREAM, seconds=60)._xadd(payload) == packed
+        assert sent(redis) == [b"1", b"2", b"3"]
 
     @pytest.mark.parametrize(("redis", "seconds", "batching"), [
         (True, 0.05, True), (True, 0, False), (False, 0.05, False)])
     def test_only_with_redis_and_an_interval(self, redis, seconds, batching):
         bare = Flask(__name__)
         bare.config["CLICK_FLUSH_SECONDS"] = seconds
-        bare.extensions["rewards.redis"] = fakeredis.FakeRedis() if redis else None
+        bare.extensions["rewards.redis"] = Redis() if redis else None  # never connects
         clicks_module.init_app(bare)
         assert isinstance(bare.extensions["rewards.click_sender"], ClickSender) is batching
+
+
+def sent(redis) -> list[bytes]:
+    """The clicks in the stream, oldest first."""
+    return [fields[b"c"] for _, fields in redis.xrange(STREAM)]
