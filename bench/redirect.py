@@ -10,7 +10,7 @@ stored per request, so the numbers come from an app that did its work. It always
 after measuring; 2 means it could not measure (no wrk, no Redis, a busy Redis db).
 
 The app's environment passes through: CLICK_FLUSH_SECONDS=0 benches one XADD per click
-instead of batches (rewards/services/click_sender.py).
+instead of batches (rewards/attribution/click_sender.py).
 """
 
 import argparse

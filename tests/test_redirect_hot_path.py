@@ -6,12 +6,14 @@ tested at the end.
 """
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 
-import fakeredis
 import pytest
 from flask import Flask
 from itsdangerous import URLSafeSerializer
@@ -31,7 +33,8 @@ from rewards.extensions import db
 from rewards.models import Click, Program
 from rewards.people.codes import forget, primary_code
 from rewards.people.customers import find_or_add_customer
-from rewards.web.public import redirect as lane_module
+from rewards.web.public import referral as referral_module
+from rewards.web.public.redirect import RedirectLane
 from rewards.web.visitor import sign_visitor_id
 from rewards.web.visitor import visitor_cookie as visitor_cookie_header
 
@@ -234,11 +237,12 @@ class TestClick:
 
 class TestWithRedis:
     @pytest.fixture
-    def redis(self, app):
-        fake = fakeredis.FakeRedis()
+    def redis(self, app, redis_url):
+        """The app's clicks go to the test Redis, each sent before the redirect answers."""
+        connection = Redis.from_url(redis_url)
         real = app.extensions["rewards.redis"]
-        app.extensions["rewards.redis"] = fake
-        yield fake
+        app.extensions["rewards.redis"] = connection
+        yield connection
         app.extensions["rewards.redis"] = real
 
     def test_the_click_waits_in_the_stream_until_the_flush(self, app, client, shop, referrer,
@@ -259,29 +263,75 @@ class TestWithRedis:
         assert not redis.exists(STREAM)
 
 
+def handed_on(environ, start_response):
+    """Behind the lane in the parity test: what the lane passes on shows as a 500."""
+    start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")])
+    return [b"the lane handed the request on"]
+
+
+CLICK_FIELDS = ("program_id", "code_id", "referrer_id", "visitor_id", "ip_hash", "user_agent",
+                "referrer_host", "channel")
+
+
 class TestLane:
-    def test_answers_like_the_flask_view(self, app, shop, referrer):
+    @pytest.mark.parametrize(("destination", "visitor", "signed_in", "mount"), [
+        (True, "same-visitor", None, ""),
+        (False, None, None, "/refer"),
+        (True, None, "the referrer", ""),
+        (False, "same-visitor", "another customer", ""),
+    ], ids=["returning visitor to the destination", "new visitor to the landing page",
+            "the referrer's own click", "another customer signed in"])
+    def test_lane_and_view_give_the_same_answer(self, app, program, referrer, destination,
+                                                visitor, signed_in, mount):
+        if destination:
+            set_destination(app, program, "https://shop.example/welcome?ref=1#top",
+                            "shop.example")
+        customer = {None: None, "the referrer": referrer[0],
+                    "another customer": referrer[0] + 1000}[signed_in]
+        loads = URLSafeSerializer(app.config["SECRET_KEY"], salt="visitor-id").loads
+
         def answer(wsgi_app):
+            """The answer and the click it recorded, the visitor id written as <visitor>."""
             client = app.test_client()
-            client.set_cookie("rv", signed_visitor(app, "same-visitor"))
+            if visitor:
+                client.set_cookie("rv", signed_visitor(app, visitor))
+            if customer:
+                with client.session_transaction() as session:
+                    session["customer_id"] = customer
+            before = len(clicks(app))
             app.wsgi_app = wsgi_app
             try:
-                return client.get(f"/r/{referrer[1]}?s=x", headers={"User-Agent": UA})
+                response = client.get(
+                    f"/r/{referrer[1]}?s=x&s=qr", environ_overrides={"SCRIPT_NAME": mount},
+                    headers={"User-Agent": UA, "Referer": "https://News.Example./post/1"})
             finally:
                 app.wsgi_app = lane
+            cookie = visitor_cookie(response)["rv"]
+            visitor_id = loads(cookie.value)
+            assert visitor_id == (visitor or visitor_id)
+
+            def generic(text):
+                return text.replace(visitor_id, "<visitor>") if isinstance(text, str) else text
+
+            headers = sorted((key, generic(value)) for key, value in response.headers
+                             if key != "Set-Cookie")
+            recorded = [{field: generic(getattr(click, field)) for field in CLICK_FIELDS}
+                        for click in clicks(app)[before:]]
+            return (response.status, generic(response.get_data(as_text=True)), headers,
+                    {key: cookie[key] for key in ("max-age", "path", "httponly", "secure",
+                                                  "samesite")},
+                    recorded)
 
         lane = app.wsgi_app
-        by_lane, by_flask = answer(lane), answer(lane.wsgi_app)
-
-        def comparable(response):
-            headers = {key: value for key, value in response.headers
-                       if key != "Set-Cookie"}
-            cookie = visitor_cookie(response)["rv"]
-            return (response.status, response.get_data(), headers, cookie.value,
-                    cookie["max-age"], cookie["httponly"], cookie["samesite"])
-
-        assert comparable(by_lane) == comparable(by_flask)
-        assert [c.visitor_id for c in clicks(app)] == ["same-visitor", "same-visitor"]
+        by_lane = answer(RedirectLane(app, handed_on))
+        by_flask = answer(lane.wsgi_app)
+        assert by_lane == by_flask
+        status, _, headers, _, recorded = by_lane
+        assert status == "302 FOUND"
+        assert dict(headers)["Location"] == (
+            "https://shop.example/welcome?ref=1&visitor_id=<visitor>#top" if destination
+            else f"{mount}/join/{referrer[1]}")
+        assert len(recorded) == (0 if signed_in == "the referrer" else 1)
 
     def test_a_destination_with_non_ascii_letters_is_sent_as_a_uri(self, app, client, program,
                                                                   referrer):
@@ -303,7 +353,7 @@ class TestLane:
                 raise RedisConnectionError("down for a moment")
             record(*args, **kwargs)
 
-        monkeypatch.setattr(lane_module, "record_click", fail_first)
+        monkeypatch.setattr(referral_module, "record_click", fail_first)
         response = app.test_client().get(f"/r/{referrer[1]}")
         assert response.status_code == 302
         assert len(calls) == 2  # the lane's try, then the view's
@@ -313,7 +363,7 @@ class TestLane:
                                        "s=a+b%20c", "", "s", "x=1;s=qr"])
     def test_reads_a_query_parameter_as_werkzeug_does(self, query):
         environ = EnvironBuilder(query_string=query).get_environ()
-        assert lane_module._query_param(environ, "s") == Request(environ).args.get("s")
+        assert referral_module.query_param(environ, "s") == Request(environ).args.get("s")
 
     @pytest.mark.parametrize("path", ["/r/", "/r/CODE/extra", "/rx/CODE"])
     def test_other_paths_are_left_to_flask(self, client, path):
@@ -321,19 +371,27 @@ class TestLane:
 
 
 class TestClickSender:
-    def test_sends_queued_clicks_in_one_batch(self):
-        redis = fakeredis.FakeRedis()
+    @pytest.fixture
+    def redis(self, redis_url):
+        return Redis.from_url(redis_url)
+
+    def test_sends_queued_clicks_in_one_batch(self, redis):
         sender = ClickSender(redis, STREAM, seconds=60)
         for n in range(3):
             sender.add(f'{{"n": {n}}}')
         assert redis.xlen(STREAM) == 0
         assert sender.flush() == 3
-        assert [f[b"c"] for _, f in redis.xrange(STREAM)] == [b'{"n": 0}', b'{"n": 1}',
-                                                              b'{"n": 2}']
+        assert sent(redis) == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
         assert sender.flush() == 0
 
-    def test_its_thread_sends_within_the_interval(self):
-        redis = fakeredis.FakeRedis()
+    @pytest.mark.parametrize("payload", ['{"é": "ü\\n"}', "x" * 70_000])
+    def test_a_click_arrives_as_it_was_queued(self, redis, payload):
+        sender = ClickSender(redis, STREAM, seconds=60)
+        sender.add(payload)
+        sender.flush()
+        assert sent(redis) == [payload.encode()]
+
+    def test_its_thread_sends_within_the_interval(self, redis):
         sender = ClickSender(redis, STREAM, seconds=0.01)
         sender.add("{}")
         deadline = time.monotonic() + 5
@@ -342,7 +400,38 @@ class TestClickSender:
         sender.close()
         assert redis.xlen(STREAM) == 1
 
-    def test_keeps_clicks_while_redis_is_down_and_logs_what_it_drops(self, caplog):
+    def test_what_is_queued_is_sent_at_exit(self, redis, redis_url):
+        script = (
+            "from redis import Redis\n"
+            "from rewards.attribution.click_sender import ClickSender\n"
+            f"sender = ClickSender(Redis.from_url({redis_url!r}), {STREAM!r}, seconds=60)\n"
+            "sender.add('at exit')\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        assert sent(redis) == [b"at exit"]
+
+    def test_a_fork_sends_through_its_own_thread(self, redis):
+        sender = ClickSender(redis, STREAM, seconds=60)
+        sender.add("parent")  # starts the parent's thread, which waits a minute
+        sender.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: only its own thread can send within the 5 seconds
+            status = 1
+            try:
+                sender.seconds = 0.01
+                sender.add("child")
+                deadline = time.monotonic() + 5
+                while redis.xlen(STREAM) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                status = 0 if redis.xlen(STREAM) == 2 else 1
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        sender.close()
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sent(redis) == [b"parent", b"child"]
+
+    def test_keeps_clicks_while_redis_is_down_and_logs_what_it_drops(self, redis, caplog):
         down = Redis(port=1, retry=Retry(NoBackoff(), 0))  # nobody listens on port 1
         sender = ClickSender(down, STREAM, seconds=60, limit=3)
         for n in range(2):
@@ -353,22 +442,20 @@ class TestClickSender:
             sender.add("3")
             assert sender.flush() == 0
         assert "dropped the 1 oldest clicks" in caplog.text
-        sender.redis = fakeredis.FakeRedis()
+        sender.redis = redis
         assert sender.flush() == 3
-        assert [f[b"c"] for _, f in sender.redis.xrange(STREAM)] == [b"1", b"2", b"3"]
-
-    @pytest.mark.parametrize("payload", ['{"n": 1}', '{"é": "ü\\n"}', "x" * 7000])
-    def test_writes_xadd_as_redis_py_packs_it(self, payload):
-        redis = Redis()
-        connection = redis.connection_pool.make_connection()  # packs; never connects
-        packed = b"".join(connection.pack_command("XADD", STREAM, "*", "c", payload))
-        assert ClickSender(redis, STREAM, seconds=60)._xadd(payload) == packed
+        assert sent(redis) == [b"1", b"2", b"3"]
 
     @pytest.mark.parametrize(("redis", "seconds", "batching"), [
         (True, 0.05, True), (True, 0, False), (False, 0.05, False)])
     def test_only_with_redis_and_an_interval(self, redis, seconds, batching):
         bare = Flask(__name__)
         bare.config["CLICK_FLUSH_SECONDS"] = seconds
-        bare.extensions["rewards.redis"] = fakeredis.FakeRedis() if redis else None
+        bare.extensions["rewards.redis"] = Redis() if redis else None  # never connects
         clicks_module.init_app(bare)
         assert isinstance(bare.extensions["rewards.click_sender"], ClickSender) is batching
+
+
+def sent(redis) -> list[bytes]:
+    """The clicks in the stream, oldest first."""
+    return [fields[b"c"] for _, fields in redis.xrange(STREAM)]

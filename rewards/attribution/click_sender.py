@@ -1,22 +1,10 @@
-"""Clicks on their way to the Redis stream, sent in pipelined batches.
+"""Clicks on their way to the Redis stream, sent in batches through a redis-py pipeline.
 
-One XADD per redirect costs a round trip to Redis: on a small machine about 0.13 ms of
-CPU between the web process and Redis, a quarter of what a whole bare redirect costs
-(bench/redirect.py). Sent in one pipeline, a batch of clicks costs about one round trip.
-
-The price is that a click waits in the web process for at most CLICK_FLUSH_SECONDS
-(0.05 s by default). What that risks, and what it does not:
-
-- A process that exits normally sends what it holds first (atexit): gunicorn's graceful
-  stop (TERM), its quick stop (QUIT, INT), max-requests restarts and worker timeouts all
-  exit this way.
-- While Redis is unreachable, clicks are kept and sent again on the next tick, up to
-  `limit` per process; beyond that the oldest are dropped, and every loss is logged.
-  (Without the buffer the redirect itself failed while Redis was down.)
-- A process killed outright (KILL, the OOM killer, a power cut) loses the clicks of its
-  last CLICK_FLUSH_SECONDS, as Redis without persistence loses its whole stream.
-
-CLICK_FLUSH_SECONDS = 0 turns this off: each click is sent before the redirect answers.
+The redirect queues each click (`add`) instead of waiting on Redis; a thread in each
+process (a fork starts its own) sends the queue every CLICK_FLUSH_SECONDS, and what is
+left is sent at exit. While Redis is unreachable the clicks are kept and sent again on the
+next tick, up to `limit` per process; beyond it the oldest are dropped, and every loss is
+logged. A process killed outright loses the clicks of its last CLICK_FLUSH_SECONDS.
 """
 
 import atexit
@@ -39,9 +27,6 @@ class ClickSender:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pid: int | None = None  # the process whose thread sends; a fork needs its own
-        name = stream.encode()
-        self._xadd_head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\nc\r\n" % (
-            len(name), name)
 
     def add(self, payload: str) -> None:
         """Queue one click (its JSON) for the next batch."""
@@ -72,28 +57,15 @@ class ClickSender:
         return len(payloads)
 
     def _send(self, payloads: list[str]) -> None:
-        """One XADD per click, all written at once and the replies read after: a pipeline.
+        """One XADD per click, written at once and the replies read after.
 
-        The commands are written in RESP, Redis's protocol, by `_xadd`: redis-py's own
-        packing costs several times more, which shows at thousands of clicks a second.
-        A batch sent again after a half-failed attempt is harmless: each click has a uid.
+        A batch sent again after a half-failed attempt (redis-py's retry, or ours on the
+        next tick) is harmless: each click has a uid, and the database stores it once.
         """
-        pool = self.redis.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command([b"".join(map(self._xadd, payloads))])
-            for _ in payloads:
-                connection.read_response()  # raises on an error reply
-        except BaseException:
-            connection.disconnect()  # replies may be left unread
-            raise
-        finally:
-            pool.release(connection)
-
-    def _xadd(self, payload: str) -> bytes:
-        """XADD <stream> * c <payload>, as an array of bulk strings."""
-        data = payload.encode()
-        return b"%s$%d\r\n%s\r\n" % (self._xadd_head, len(data), data)
+        with self.redis.pipeline(transaction=False) as pipeline:
+            for payload in payloads:
+                pipeline.xadd(self.stream, {"c": payload})
+            pipeline.execute()
 
     def _put_back(self, payloads: list[str]) -> None:
         with self._lock:

@@ -45,7 +45,8 @@ def amount(data: dict, name: str = "amount") -> int:
     if value is None:
         raise ServiceError(f"{name} is required.", field=name, code="missing")
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ServiceError(f"{name} must be an integer in minor units (cents for usd, yen for jpy).", field=name)
+        raise ServiceError(f"{name} must be an integer in minor units (cents for usd, yen "
+                           "for jpy).", field=name)
     if not 0 < value <= MAX_AMOUNT:
         raise ServiceError(f"{name} must be between 1 and {MAX_AMOUNT}.", field=name)
     return value

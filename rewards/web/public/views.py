@@ -1,16 +1,16 @@
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
 from rewards.attribution.signups import register_customer
 from rewards.errors import ServiceError
 from rewards.extensions import db, limiter
 from rewards.models import Customer, Program, ReferralCode
-from rewards.people.codes import default_destination, lookup
+from rewards.people.codes import default_destination
 from rewards.people.programs import default_program
 from rewards.web.auth.views import REGISTERED
 from rewards.web.public import bp
 from rewards.web.public.forms import CodeForm, FriendSignupForm
-from rewards.web.public.redirect import record_visit, visitor_of
-from rewards.web.visitor import read_visitor_id, set_visitor_cookie
+from rewards.web.public.referral import referral_answer
+from rewards.web.visitor import read_visitor_id
 
 
 @bp.get("/")
@@ -31,16 +31,11 @@ def go():
 @bp.get("/r/<code>")
 def follow(code: str):
     """The referral redirect, when RedirectLane (redirect.py) hands the request on."""
-    entry = lookup(code)
-    if entry is None:
+    answer = referral_answer(current_app._get_current_object(), request.environ, code)
+    if answer is None:
         return redirect(default_destination() or url_for("public.home"))
-    visitor_id = visitor_of(request)
-    response = redirect(
-        entry.destination_for(visitor_id) or url_for("public.landing", code=entry.code)
-    )
-    set_visitor_cookie(response, visitor_id, entry.window_days)
-    if session.get("customer_id") != entry.customer_id:  # a referrer's own click is not counted
-        record_visit(entry, request.environ, visitor_id)
+    response = redirect(answer.location)
+    response.headers.extend(answer.headers)
     return response
 
 
