@@ -54,7 +54,7 @@ class Config:
     # Clicks queued in Redis are moved into the database in batches of this size.
     CLICK_BATCH = 2000
     # The redirect sends clicks to Redis in batches this often, in seconds; 0 sends each
-    # click before answering (rewards/services/click_sender.py weighs the two).
+    # click before answering (rewards/attribution/click_sender.py; docs/performance.md).
     CLICK_FLUSH_SECONDS = float(os.environ.get("CLICK_FLUSH_SECONDS", "0.05"))
     INLINE_JOBS = False  # set from REDIS_URL in create_app
 
