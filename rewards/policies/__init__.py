@@ -4,7 +4,7 @@ Pure Python (stdlib and `rewards.money` only): nothing here touches the database
 so a policy can be evaluated tens of thousands of times a second and replayed over history.
 """
 
-from rewards.policies.document import (
+from rewards.policies.parse import (
     Limit,
     Milestone,
     Policy,
