@@ -4,16 +4,7 @@ Pure Python (stdlib and `rewards.money` only): nothing here touches the database
 so a policy can be evaluated tens of thousands of times a second and replayed over history.
 """
 
-from rewards.policies.parse import (
-    Limit,
-    Milestone,
-    Policy,
-    PolicyInvalid,
-    RewardRule,
-    Tier,
-    parse_policy,
-    to_document,
-)
+from rewards.policies.canonical import to_document
 from rewards.policies.evaluate import (
     Decision,
     Evaluation,
@@ -24,6 +15,8 @@ from rewards.policies.evaluate import (
     percent_of,
     pro_rata,
 )
+from rewards.policies.parse import PolicyInvalid, parse_policy
+from rewards.policies.policy import Limit, Milestone, Policy, RewardRule, Tier
 
 __all__ = [
     "Decision",

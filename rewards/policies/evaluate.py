@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import MAX_PREC, ROUND_HALF_UP, Context, Decimal
 
 from rewards.money import format_money
-from rewards.policies.parse import Limit, Policy, RewardRule
+from rewards.policies.policy import Limit, Policy, RewardRule
 
 
 @dataclass(frozen=True, slots=True)

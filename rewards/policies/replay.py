@@ -49,8 +49,8 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.policies.parse import Policy
 from rewards.policies.evaluate import History, Purchase, evaluate, month_start, pro_rata
+from rewards.policies.policy import Policy
 from rewards.policies.versions import check_document, current_version
 from rewards.privacy import mask_email
 
