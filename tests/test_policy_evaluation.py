@@ -23,7 +23,8 @@ from rewards.policies import (
     percent_of,
     pro_rata,
 )
-from rewards.policies.evaluate import add_months, ordinal, percent_text
+from rewards.policies.months import add_months
+from rewards.policies.wording import ordinal, percent_text
 
 EXAMPLE = {
     "currency": "usd",
@@ -505,7 +506,7 @@ def test_pro_rata_needs_a_positive_whole():
 
 # The pure policy engine, and the modules of rewards/policies that use the database.
 PURE_MODULES = ("__init__", "policy", "checker", "parse_parts", "parse", "canonical",
-                "evaluate")
+                "rounding", "wording", "months", "compiled", "limits", "evaluate", "cautions")
 STATEFUL_MODULES = ("versions", "drafts", "replay")
 
 

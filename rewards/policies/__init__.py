@@ -5,18 +5,12 @@ so a policy can be evaluated tens of thousands of times a second and replayed ov
 """
 
 from rewards.policies.canonical import to_document
-from rewards.policies.evaluate import (
-    Decision,
-    Evaluation,
-    History,
-    Purchase,
-    cautions,
-    evaluate,
-    percent_of,
-    pro_rata,
-)
+from rewards.policies.cautions import cautions
+from rewards.policies.evaluate import Decision, Evaluation, History, Purchase, evaluate
+from rewards.policies.months import add_months, month_start
 from rewards.policies.parse import PolicyInvalid, parse_policy
 from rewards.policies.policy import Limit, Milestone, Policy, RewardRule, Tier
+from rewards.policies.rounding import percent_of, pro_rata
 
 __all__ = [
     "Decision",
@@ -29,8 +23,10 @@ __all__ = [
     "Purchase",
     "RewardRule",
     "Tier",
+    "add_months",
     "cautions",
     "evaluate",
+    "month_start",
     "parse_policy",
     "percent_of",
     "pro_rata",

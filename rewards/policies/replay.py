@@ -49,8 +49,10 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.policies.evaluate import History, Purchase, evaluate, month_start, pro_rata
+from rewards.policies.evaluate import History, Purchase, evaluate
+from rewards.policies.months import month_start
 from rewards.policies.policy import Policy
+from rewards.policies.rounding import pro_rata
 from rewards.policies.versions import check_document, current_version
 from rewards.privacy import mask_email
 
