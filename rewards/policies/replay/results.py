@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+
+from rewards.policies.rounding import pro_rata
 
 
 @dataclass
@@ -72,6 +73,4 @@ class SimulationResult:
 
 def per_customer(cost: int, customers: int) -> int | None:
     """Cost per acquired customer in minor units, rounded half up; None without customers."""
-    if not customers:
-        return None
-    return int((Decimal(cost) / Decimal(customers)).quantize(Decimal(1), ROUND_HALF_UP))
+    return pro_rata(cost, 1, customers) if customers else None
