@@ -1,7 +1,9 @@
 """Reward policies: validated JSON documents and their pure evaluation.
 
-Pure Python (stdlib and `rewards.money` only): nothing here touches the database or Flask,
-so a policy can be evaluated tens of thousands of times a second and replayed over history.
+The names exported here are the pure engine (stdlib and `rewards.money` only): nothing in
+it touches the database or Flask, so a policy can be evaluated at will and replayed over
+history. `versions` (publishing), `drafts` (the admin's editor) and `replay` use the
+database.
 """
 
 from rewards.policies.canonical import to_document

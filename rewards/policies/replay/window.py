@@ -3,9 +3,9 @@ at the window start, in a handful of queries whatever the number of purchases.
 
 Each referrer starts the window with the history its actual reward lines give before the
 window (rewarded friends in order, lifetime and this month's counts and amounts, live
-lines only, net of reversals), as `rewards.referrer_history` would read it. A friend's
-earlier purchases are counted from all of the friend's purchases in the program,
-attributed or not.
+lines only, net of reversals), as `ledger.compute.referrer_history` would read it.
+A friend's earlier purchases are counted from all of the friend's purchases in the
+program, attributed or not.
 """
 
 from __future__ import annotations
