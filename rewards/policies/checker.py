@@ -1,6 +1,6 @@
 """Walking a JSON document and collecting located errors ("<path>: <message>").
 
-Nothing here knows what a policy is: `Checker` checks objects, lists and whole numbers and
+Nothing here knows a policy's keys: `Checker` checks objects, lists and whole numbers and
 records every problem it finds, so the parser can report them all at once.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 
 def join(path: str, key: object) -> str:
-    """The path of `key` inside `path`; keys of the document itself stand alone."""
+    """The path of `key` inside `path`; keys of the document itself (at "policy") stand alone."""
     return f"{path}.{key}" if path != "policy" else str(key)
 
 
