@@ -17,7 +17,7 @@ from rewards.models import (
     Reward,
     utcnow,
 )
-from rewards.policies.evaluate import month_start
+from rewards.policies.months import month_start
 from rewards.policies.replay import per_customer, simulate
 from rewards.policies.versions import InvalidPolicy, publish
 

@@ -10,7 +10,7 @@ from rewards.extensions import db
 from rewards.ledger import holds
 from rewards.ledger import lines as ledger
 from rewards.models import LIVE_REWARDS, Conversion, PolicyVersion, Referral, Refund, Reward, utcnow
-from rewards.policies.evaluate import (
+from rewards.policies import (
     Evaluation,
     History,
     Purchase,

@@ -11,7 +11,7 @@ from rewards.ledger import lines as ledger
 from rewards.ledger.compute import refund_sentence
 from rewards.models import PAID_REWARDS, UNPAID_REWARDS, Adjustment, Conversion, Refund, Reward
 from rewards.money import format_money
-from rewards.policies.evaluate import pro_rata
+from rewards.policies import pro_rata
 
 
 def record_refund(conversion: Conversion, amount: int, external_id: str | None = None, *,

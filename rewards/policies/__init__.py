@@ -1,29 +1,18 @@
 """Reward policies: validated JSON documents and their pure evaluation.
 
-Pure Python (stdlib and `rewards.money` only): nothing here touches the database or Flask,
-so a policy can be evaluated tens of thousands of times a second and replayed over history.
+The names exported here are the pure engine (stdlib and `rewards.money` only): nothing in
+it touches the database or Flask, so a policy can be evaluated at will and replayed over
+history. `versions` (publishing), `drafts` (the admin's editor) and `replay` use the
+database.
 """
 
-from rewards.policies.document import (
-    Limit,
-    Milestone,
-    Policy,
-    PolicyInvalid,
-    RewardRule,
-    Tier,
-    parse_policy,
-    to_document,
-)
-from rewards.policies.evaluate import (
-    Decision,
-    Evaluation,
-    History,
-    Purchase,
-    cautions,
-    evaluate,
-    percent_of,
-    pro_rata,
-)
+from rewards.policies.canonical import to_document
+from rewards.policies.cautions import cautions
+from rewards.policies.evaluate import Decision, Evaluation, History, Purchase, evaluate
+from rewards.policies.months import add_months, month_start
+from rewards.policies.parse import PolicyInvalid, parse_policy
+from rewards.policies.policy import Limit, Milestone, Policy, RewardRule, Tier
+from rewards.policies.rounding import percent_of, pro_rata
 
 __all__ = [
     "Decision",
@@ -36,8 +25,10 @@ __all__ = [
     "Purchase",
     "RewardRule",
     "Tier",
+    "add_months",
     "cautions",
     "evaluate",
+    "month_start",
     "parse_policy",
     "percent_of",
     "pro_rata",

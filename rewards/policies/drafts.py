@@ -16,8 +16,11 @@ from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, PolicyDraft, PolicyVersion, Program, utcnow
 from rewards.money import AmountError, format_money, parse_major
-from rewards.policies.document import Policy, PolicyInvalid, to_document
-from rewards.policies.evaluate import History, Purchase, cautions, evaluate
+from rewards.policies.canonical import to_document
+from rewards.policies.cautions import cautions
+from rewards.policies.evaluate import History, Purchase, evaluate
+from rewards.policies.parse import PolicyInvalid
+from rewards.policies.policy import Policy
 from rewards.policies.versions import (
     InvalidPolicy,
     canonical,

@@ -10,7 +10,9 @@ from rewards.audit import log as audit
 from rewards.errors import ServiceError
 from rewards.extensions import db
 from rewards.models import Account, PolicyVersion, Program
-from rewards.policies.document import Policy, PolicyInvalid, parse_policy, to_document
+from rewards.policies.canonical import to_document
+from rewards.policies.parse import PolicyInvalid, parse_policy
+from rewards.policies.policy import Policy
 
 
 class InvalidPolicy(ServiceError):
