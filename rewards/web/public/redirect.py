@@ -18,7 +18,7 @@ from html import escape
 from flask import Flask
 from werkzeug.wsgi import get_path_info
 
-from rewards.web.public.referral import Referral, referral_answer
+from rewards.web.public.referral import ReferralAnswer, referral_answer
 
 log = logging.getLogger(__name__)
 PREFIX = "/r/"
@@ -46,7 +46,7 @@ class RedirectLane:
                 return self._found(start_response, answer)
         return self.wsgi_app(environ, start_response)
 
-    def _answer(self, environ, code: str) -> Referral | None:
+    def _answer(self, environ, code: str) -> ReferralAnswer | None:
         """The known code's answer; None to let Flask answer."""
         try:
             return referral_answer(self.app, environ, code)
@@ -54,7 +54,7 @@ class RedirectLane:
             log.warning("the referral redirect failed; answering through Flask", exc_info=True)
             return None
 
-    def _found(self, start_response, answer: Referral):
+    def _found(self, start_response, answer: ReferralAnswer):
         body = BODY.format(escape(answer.location)).encode()
         start_response("302 FOUND", [
             ("Content-Type", "text/html; charset=utf-8"),

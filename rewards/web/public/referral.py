@@ -20,14 +20,14 @@ _landing_urls: dict[tuple[object, str, str], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
-class Referral:
+class ReferralAnswer:
     """A 302 to `location`, with `headers` (the visitor cookie, Vary) besides Location."""
 
     location: str
     headers: tuple[tuple[str, str], ...]
 
 
-def referral_answer(app: Flask, environ, code: str) -> Referral | None:
+def referral_answer(app: Flask, environ, code: str) -> ReferralAnswer | None:
     """The answer to GET /r/<code>, its click recorded; None for an unknown code.
 
     The click is recorded last, so an answer that raised recorded nothing and may be
@@ -47,7 +47,7 @@ def referral_answer(app: Flask, environ, code: str) -> Referral | None:
     )
     if _signed_in_customer(app, request) != entry.customer_id:  # not a referrer's own click
         _record_visit(entry, environ, visitor_id)
-    return Referral(location, headers)
+    return ReferralAnswer(location, headers)
 
 
 def _signed_in_customer(app: Flask, request: Request | None) -> int | None:
