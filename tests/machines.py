@@ -8,9 +8,12 @@ from rewards.extensions import db
 from .conftest import empty_tables, make_app, reset_schema
 
 
-def machine_app(tmp_path_factory, name: str):
-    """A SQLite app with the schema, for one module's machines (tables emptied per run)."""
-    app = make_app(f"sqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}")
+def machine_app():
+    """A SQLite app with the schema, for one module's machines (tables emptied per run).
+
+    In memory: a machine commits after nearly every step, and a file would wait on the disk
+    for each commit."""
+    app = make_app("sqlite://")
     reset_schema(app)
     return app
 

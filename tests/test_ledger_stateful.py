@@ -35,8 +35,8 @@ def half_up(value: Fraction) -> int:
 
 
 @pytest.fixture(scope="module")
-def ledger_app(tmp_path_factory):
-    return machine_app(tmp_path_factory, "stateful")
+def ledger_app():
+    return machine_app()
 
 
 class LedgerMachine(AppMachine):

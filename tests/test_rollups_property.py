@@ -142,8 +142,8 @@ def stored_rollups() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def rollup_app(tmp_path_factory):
-    return machine_app(tmp_path_factory, "rollups")
+def rollup_app():
+    return machine_app()
 
 
 class RollupMachine(AppMachine):
