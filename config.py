@@ -57,6 +57,9 @@ class Config:
     # click before answering (rewards/attribution/click_sender.py; docs/performance.md).
     CLICK_FLUSH_SECONDS = float(os.environ.get("CLICK_FLUSH_SECONDS", "0.05"))
     INLINE_JOBS = False  # set from REDIS_URL in create_app
+    # Werkzeug's method for new password hashes. A stored hash names its own method, so a
+    # hash made under another setting still verifies.
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
 
     @classmethod
     def ratelimit_storage(cls) -> str:
@@ -80,6 +83,9 @@ class TestingConfig(Config):
     STRIPE_API_BASE = None
     CODE_CACHE_SECONDS = 0
     CLICK_FLUSH_SECONDS = 0.0  # a click is in Redis when the redirect has answered
+    # One round of PBKDF2: a test account costs microseconds rather than scrypt's tenths of
+    # a second. Only this config has it: the base config's scrypt serves everywhere else.
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # noqa: S105 - a method name
 
 
 class ProductionConfig(Config):

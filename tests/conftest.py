@@ -8,6 +8,7 @@ import os
 import re
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 
 from config import TestingConfig, database_url
@@ -21,6 +22,13 @@ from .fake_stripe import FakeStripe, serve
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct-horse-battery"
+
+# Hypothesis: a quick look locally ("dev"), Hypothesis's full default in CI ("ci"). A test
+# that needs more or fewer examples than most asks for a multiple of the profile's
+# (`settings.default.max_examples`), so it scales with the profile too.
+settings.register_profile("dev", max_examples=20)
+settings.register_profile("ci", max_examples=100, print_blob=True)
+settings.load_profile("ci" if IN_CI else "dev")
 
 
 def need_service(variable: str, what: str) -> str:

@@ -79,7 +79,8 @@ class TestRegistration:
         with app.app_context():
             account = db.session.scalar(select(Account).filter_by(email="nina@example.com"))
             assert account.role == "customer"
-            assert account.password_hash.startswith("scrypt:")
+            # scrypt outside the tests: tests/test_passwords.py
+            assert account.password_hash.startswith(app.config["PASSWORD_HASH_METHOD"] + "$")
             assert PASSWORD not in account.password_hash
             code = db.session.scalar(select(ReferralCode).filter_by(
                 customer_id=account.customer_id))

@@ -5,7 +5,6 @@ from datetime import timedelta
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from sqlalchemy import select, update
@@ -22,7 +21,7 @@ from rewards.people.programs import create_program
 from rewards.policies.versions import publish
 from rewards.sweep import sweep
 
-from .machines import AppMachine, machine_app
+from .machines import AppMachine, machine_app, run_machine
 
 POLICY = {"currency": "usd", "hold_days": 10, "purchases": "all",
           "referrer": {"percent_bps": 1250, "cap": 4000}, "friend": {"fixed": 500},
@@ -36,8 +35,8 @@ def half_up(value: Fraction) -> int:
 
 
 @pytest.fixture(scope="module")
-def ledger_app(tmp_path_factory):
-    return machine_app(tmp_path_factory, "stateful")
+def ledger_app():
+    return machine_app()
 
 
 class LedgerMachine(AppMachine):
@@ -159,8 +158,4 @@ def ledger_code(customer):
 
 
 def test_ledger_state_machine(ledger_app):
-    LedgerMachine.app = ledger_app
-    runner = LedgerMachine.TestCase
-    runner.settings = settings(max_examples=25, stateful_step_count=20, deadline=None,
-                               suppress_health_check=[HealthCheck.too_slow])
-    runner("runTest").runTest()
+    run_machine(LedgerMachine, ledger_app, cases_per_100=25, steps=20)

@@ -672,7 +672,7 @@ def test_amounts_are_positive_and_never_above_the_rule(rules, purchase, data):
         assert len(result.notes) == 1
 
 
-@settings(max_examples=500)
+@settings(max_examples=5 * settings.default.max_examples)
 @given(st.data())
 def test_limits_are_honoured(data):
     rules = data.draw(policies.filter(lambda p: p.month_limit or p.lifetime_limit))

@@ -6,7 +6,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 from sqlalchemy import select, update
@@ -43,7 +42,7 @@ from rewards.people.programs import create_program
 from rewards.policies.versions import publish
 from rewards.sweep import sweep
 
-from .machines import AppMachine, machine_app
+from .machines import AppMachine, machine_app, run_machine
 
 POLICY = {"currency": "{currency}", "hold_days": 5, "purchases": "all",
           "referrer": {"percent_bps": 1000, "cap": 3000}, "friend": {"fixed": 300}}
@@ -143,8 +142,8 @@ def stored_rollups() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def rollup_app(tmp_path_factory):
-    return machine_app(tmp_path_factory, "rollups")
+def rollup_app():
+    return machine_app()
 
 
 class RollupMachine(AppMachine):
@@ -274,15 +273,7 @@ class RebuildingMachine(RollupMachine):
             self.check_rebuild()
 
 
-SETTINGS = settings(max_examples=30, stateful_step_count=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
-
-
 @pytest.mark.parametrize("machine", [RollupMachine, RebuildingMachine],
                          ids=["refresh", "rebuild"])
 def test_rollups_equal_a_recount(rollup_app, machine):
-    machine.app = rollup_app
-    runner = machine.TestCase
-    runner.settings = SETTINGS
-    runner("runTest").runTest()
-
+    run_machine(machine, rollup_app, cases_per_100=30, steps=25)

@@ -1,12 +1,11 @@
-"""Password rules and hashing (scrypt, through Werkzeug)."""
+"""Password rules and hashing (through Werkzeug, by the app's PASSWORD_HASH_METHOD)."""
 
 from functools import cache
 
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_LENGTH = 10
-# Checked against when the email is unknown, so that a miss costs as much as a hit.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 
 
 @cache
@@ -15,6 +14,12 @@ def _common_passwords() -> frozenset[str]:
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """Checked against when the email is unknown, so that a miss costs as much as a hit."""
+    return generate_password_hash("not-a-real-password", method=method)
 
 
 def password_problem(password: str, email: str = "") -> str | None:
@@ -33,8 +38,10 @@ def password_problem(password: str, email: str = "") -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    return check_password_hash(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    """The hash's own method decides how it is checked, whatever the app hashes with now."""
+    stored = password_hash or _dummy_hash(current_app.config["PASSWORD_HASH_METHOD"])
+    return check_password_hash(stored, password) and bool(password_hash)
